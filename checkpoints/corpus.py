@@ -1,0 +1,112 @@
+"""Retrieval corpora: post ids, author ids and unit-norm candidate-tower embeddings.
+
+- xfeed `corpus.safetensors` (data.md): `post_ids` [N] int64, `author_ids` [N] int64,
+  `embeddings` [N, D] float32, header metadata `xfeed` = JSON naming the checkpoint.
+- upstream `sports_corpus.npz` (phoenix_spec.md §3.2 step 4): `post_ids`,
+  `candidate_representations` [N, D], `author_ids`, optional `topics`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from checkpoints import safetensors_io
+from checkpoints.atomic import atomic_path
+from checkpoints.errors import CheckpointError
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    post_ids: np.ndarray  # [N] int64
+    author_ids: np.ndarray  # [N] int64
+    embeddings: np.ndarray  # [N, D] float32
+    topics: np.ndarray | None = None  # [N] str
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.post_ids)
+        if self.embeddings.ndim != 2 or len(self.embeddings) != n or len(self.author_ids) != n:
+            raise CheckpointError(
+                f"corpus arrays disagree: post_ids {self.post_ids.shape}, "
+                f"author_ids {self.author_ids.shape}, embeddings {self.embeddings.shape}"
+            )
+
+    def __len__(self) -> int:
+        return int(len(self.post_ids))
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+
+def load_corpus(path: Path | str, mmap: bool = True) -> Corpus:
+    """Read a corpus in either format (by extension)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: corpus file not found")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+            raise CheckpointError(f"{path}: unreadable corpus .npz ({exc})") from exc
+        missing = {"post_ids", "candidate_representations", "author_ids"} - data.keys()
+        if missing:
+            raise CheckpointError(f"{path}: corpus lacks {', '.join(sorted(missing))}")
+        return Corpus(
+            data["post_ids"].astype(np.uint64).view(np.int64)
+            if data["post_ids"].dtype == np.uint64
+            else data["post_ids"].astype(np.int64),
+            data["author_ids"].astype(np.int64),
+            data["candidate_representations"].astype(np.float32),
+            data.get("topics"),
+            {"format": "upstream", "path": str(path)},
+        )
+    tensors, meta = safetensors_io.load(path, mmap=mmap)
+    missing = {"post_ids", "author_ids", "embeddings"} - tensors.keys()
+    if missing:
+        raise CheckpointError(f"{path}: corpus lacks {', '.join(sorted(missing))}")
+    try:
+        header = json.loads(meta.get("xfeed", "{}"))
+    except json.JSONDecodeError:
+        header = {}
+    return Corpus(
+        np.asarray(tensors["post_ids"], np.int64),
+        np.asarray(tensors["author_ids"], np.int64),
+        tensors["embeddings"],
+        None,
+        {"format": "xfeed", "path": str(path), **header},
+    )
+
+
+def save_corpus(path: Path | str, corpus: Corpus, header: dict[str, Any]) -> None:
+    """Write `corpus.safetensors` (atomically) with a JSON header naming its checkpoint."""
+    safetensors_io.save(
+        path,
+        {
+            "post_ids": np.asarray(corpus.post_ids, np.int64),
+            "author_ids": np.asarray(corpus.author_ids, np.int64),
+            "embeddings": np.asarray(corpus.embeddings, np.float32),
+        },
+        metadata={"xfeed": json.dumps(header, sort_keys=True)},
+    )
+
+
+def save_upstream_corpus(path: Path | str, corpus: Corpus) -> None:
+    """Write upstream's corpus .npz layout (atomically)."""
+    arrays = {
+        "post_ids": np.asarray(corpus.post_ids, np.int64).view(np.uint64),
+        "candidate_representations": np.asarray(corpus.embeddings, np.float32),
+        "author_ids": np.asarray(corpus.author_ids, np.int64),
+    }
+    if corpus.topics is not None:
+        arrays["topics"] = np.asarray(corpus.topics, dtype=str)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)

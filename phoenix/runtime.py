@@ -1,0 +1,156 @@
+"""Running the models: transform + jit, chunked ranking, user encoding, top-K retrieval.
+
+Re-implements the run_pipeline.py flow @0bfc279 (phoenix_spec.md §3.2 steps 7–9) as reusable
+objects. `Ranker.rank` is the reference path: candidates in chunks of `candidate_seq_len`, the last
+chunk zero-padded, user+history recomputed for every chunk, one jitted shape for every chunk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from phoenix import hashing, ranker, retrieval
+from phoenix.config import PhoenixConfig
+from phoenix.embeddings import EmbeddingTables
+from phoenix.inputs import UserHistory, embed_batch, make_batch
+from phoenix.params import FlatParams, unflatten, validate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class PhoenixCheckpoint:
+    """One model, ready to run: its config, flat params and embedding tables."""
+
+    config: PhoenixConfig
+    params: FlatParams
+    tables: EmbeddingTables
+
+    def validate(self) -> None:
+        validate(self.params, self.config)
+        self.tables.check_against(self.config.hash, self.config.emb_size)
+
+    def with_dtype(self, dtype: str) -> PhoenixCheckpoint:
+        return dataclasses.replace(self, config=self.config.replace(fprop_dtype=dtype))
+
+
+class Ranker:
+    """The Phoenix ranker over one checkpoint."""
+
+    def __init__(self, ckpt: PhoenixCheckpoint):
+        if not ckpt.config.is_ranker:
+            raise ValueError("Ranker needs a ranker checkpoint")
+        self.ckpt = ckpt
+        self.config = ckpt.config
+        self.params = unflatten(ckpt.params)
+        fwd = hk.without_apply_rng(hk.transform(ranker.ranker_forward(self.config)))
+
+        def probs(params, batch, emb):
+            out = fwd.apply(params, batch, emb)
+            return jax.nn.sigmoid(out.logits.astype(jnp.float32))  # [B, C, A]
+
+        self._probs = jax.jit(probs)
+
+    def rank(
+        self,
+        history: UserHistory,
+        post_ids: np.ndarray,  # [N] int64
+        author_ids: np.ndarray,  # [N] int64
+        product_surface: np.ndarray | None = None,  # [N]
+        impression_ts: int | None = None,  # seconds
+        creation_ts: np.ndarray | None = None,  # [N] seconds
+    ) -> np.ndarray:
+        """Probabilities [N, A] (float32), reference chunked path."""
+        cs = self.config.candidate_seq_len
+        n = len(post_ids)
+        out = np.zeros((n, self.config.num_actions), np.float32)
+        for start in range(0, n, cs):
+            stop = min(start + cs, n)
+            sl = slice(start, stop)
+            batch = make_batch(
+                history,
+                self.config,
+                _padded(post_ids, sl, cs, np.int64),
+                _padded(author_ids, sl, cs, np.int64),
+                _padded(product_surface, sl, cs, np.int32),
+                impression_ts,
+                _padded(creation_ts, sl, cs, np.int64),
+            )
+            emb = embed_batch(batch, self.ckpt.tables, self.config)
+            p = self._probs(self.params, batch, emb)
+            out[start:stop] = np.asarray(p[0, : stop - start])
+        return out
+
+
+def _padded(a: np.ndarray | None, sl: slice, size: int, dtype: type) -> np.ndarray | None:
+    """a[sl] zero-padded at the end to `size` entries (None stays None)."""
+    if a is None:
+        return None
+    out = np.zeros(size, dtype)
+    part = np.asarray(a[sl], dtype)
+    out[: len(part)] = part
+    return out
+
+
+class Retriever:
+    """The Phoenix two-tower retrieval model over one checkpoint."""
+
+    def __init__(self, ckpt: PhoenixCheckpoint):
+        if ckpt.config.is_ranker:
+            raise ValueError("Retriever needs a retrieval checkpoint")
+        self.ckpt = ckpt
+        self.config = ckpt.config
+        self.params = unflatten(ckpt.params)
+        user_fwd = hk.without_apply_rng(hk.transform(retrieval.user_forward(self.config)))
+        cand_fwd = hk.without_apply_rng(hk.transform(retrieval.candidate_forward(self.config)))
+        self._user = jax.jit(user_fwd.apply)
+        self._cand = jax.jit(cand_fwd.apply)
+
+    def encode_user(self, history: UserHistory) -> tuple[np.ndarray, float]:
+        """User representation [D] (unit norm, float32) and its pre-normalisation norm."""
+        cfg = self.config
+        batch = make_batch(history, cfg, np.zeros(0, np.int64), np.zeros(0, np.int64))
+        emb = embed_batch(batch, self.ckpt.tables, cfg)
+        rep, norm = self._user(self.params, batch, emb)
+        return np.asarray(rep[0], np.float32), float(norm[0, 0])
+
+    def encode_posts(
+        self, post_ids: np.ndarray, author_ids: np.ndarray, batch_size: int = 4096
+    ) -> np.ndarray:
+        """Candidate-tower embeddings [N, D] float32 (unit norm), computed in fixed-size batches."""
+        cfg, tables = self.config, self.ckpt.tables
+        post_ids = hashing.as_int64_ids(post_ids)
+        author_ids = hashing.as_int64_ids(author_ids)
+        n = len(post_ids)
+        out = np.zeros((n, cfg.emb_size), np.float32)
+        off = cfg.hash.offsets
+        bs = min(batch_size, max(n, 1))
+        for start in range(0, n, bs):
+            stop = min(start + bs, n)
+            posts = np.zeros(bs, np.int64)
+            authors = np.zeros(bs, np.int64)
+            posts[: stop - start] = post_ids[start:stop]
+            authors[: stop - start] = author_ids[start:stop]
+            pe = tables.lookup(hashing.item_rows(posts, cfg.hash), "item", off["item"])
+            ae = tables.lookup(hashing.author_rows(authors, cfg.hash), "author", off["author"])
+            rep = self._cand(self.params, pe[None], ae[None])
+            out[start:stop] = np.asarray(rep[0, : stop - start])
+        return out
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-K of a score vector [N]: (indices [K], scores [K]) sorted descending; ties by
+    index. numpy argpartition + sort, as upstream run_pipeline."""
+    k = min(k, len(scores))
+    if k == 0:
+        return np.zeros(0, np.int64), np.zeros(0, scores.dtype)
+    idx = np.argpartition(-scores, k - 1)[:k]
+    order = np.lexsort((idx, -scores[idx]))
+    idx = idx[order]
+    return idx.astype(np.int64), scores[idx]

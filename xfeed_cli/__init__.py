@@ -1,0 +1,1 @@
+"""xfeed command-line interface."""

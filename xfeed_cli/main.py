@@ -1,0 +1,36 @@
+"""The `xfeed` root command: wires command groups together, nothing else."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from xfeed_cli.commands import ckpt, phoenix
+from xfeed_cli.console import XFeedGroup, setup_logging
+
+app = typer.Typer(
+    name="xfeed",
+    cls=XFeedGroup,
+    help="Offline inference and checkpoint experiments with X's For You algorithm.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+app.add_typer(ckpt.app, name="ckpt")
+app.add_typer(phoenix.app, name="phoenix")
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress on stderr.")
+    ] = False,
+) -> None:
+    """xfeed: the For You pipeline, Phoenix models and checkpoints, offline."""
+    setup_logging(verbose)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
