@@ -100,7 +100,8 @@ def head_names(num_actions: int) -> tuple[str, ...]:
 
 
 def short_name(action: ActionName | str) -> str:
-    """A compact display name: `SERVER_TWEET_FAV` -> `fav`, `CLIENT_TWEET_RECAP_DWELLED` -> `recap_dwelled`."""
+    """A compact display name: `SERVER_TWEET_FAV` -> `fav`,
+    `CLIENT_TWEET_RECAP_DWELLED` -> `recap_dwelled`."""
     name = action.name if isinstance(action, ActionName) else action
     for prefix in ("SERVER_TWEET_", "CLIENT_TWEET_", "CLIENT_", "SERVER_"):
         if name.startswith(prefix):

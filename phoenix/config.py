@@ -52,7 +52,7 @@ class TransformerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EntityHash:
-    """One entity's hash functions: row_i = ((id·scale_i + bias_i) mod modulus) mod (vocab−1) + 1."""
+    """One entity's hash functions: h_i = ((id·scale_i + bias_i) mod modulus) mod (vocab−1) + 1."""
 
     scales: tuple[int, ...]
     biases: tuple[int, ...]
@@ -142,7 +142,7 @@ class PhoenixConfig:
             object.__setattr__(self, "head_names", head_names(self.num_actions))
         if len(self.head_names) != self.num_actions:
             raise ValueError(
-                f"head_names has {len(self.head_names)} entries but num_actions is {self.num_actions}"
+                f"head_names has {len(self.head_names)} entries, num_actions {self.num_actions}"
             )
         if self.fprop_dtype not in ("bfloat16", "float32"):
             raise ValueError(f"fprop_dtype must be bfloat16 or float32, got {self.fprop_dtype!r}")

@@ -58,7 +58,9 @@ def _default_init(shape: tuple[int, ...], dtype: jnp.dtype) -> jax.Array:
 
 
 def product_surface_embedding(surface: Array, vocab_size: int, emb_size: int) -> jax.Array:
-    """one_hot(surface, V) @ `product_surface_embedding_table` [V, D]; out of range -> 0. [...] -> [..., D]."""
+    """one_hot(surface, V) @ `product_surface_embedding_table` [V, D]; out of range -> 0.
+
+    [...] int -> [..., D] float32."""
     table = hk.get_parameter(
         "product_surface_embedding_table", (vocab_size, emb_size), jnp.float32, init=_default_init
     )

@@ -22,6 +22,8 @@ def as_int64_ids(ids: np.ndarray | list[int] | int) -> np.ndarray:
     """Ids as int64; uint64 (and Python ints >= 2**63) are reinterpreted bit-for-bit, as upstream
     passes ids as uint64 and views them as int64."""
     arr = np.asarray(ids)
+    if arr.size == 0:
+        return np.zeros(arr.shape, np.int64)
     if arr.dtype == np.uint64:
         return arr.view(np.int64)
     if arr.dtype.kind in "iub":

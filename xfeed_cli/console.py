@@ -28,7 +28,7 @@ from phoenix.params import ParamMismatchError
 
 # Pipes and files get a fixed wide layout (upstream's table is 120 columns), terminals their width.
 out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one message, one line
 
 
 class InputError(ValueError):

@@ -34,3 +34,7 @@ def main(
 def run() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    run()

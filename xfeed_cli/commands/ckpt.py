@@ -13,7 +13,7 @@ from checkpoints import hub, tools
 from checkpoints.fake import write_fake_artifacts
 from checkpoints.formats import Format
 from phoenix.config import Preset
-from xfeed_cli.console import dumps, err, out
+from xfeed_cli.console import dumps, err, out, write_lines
 from xfeed_cli.options import JsonOpt, SeedOpt
 
 app = typer.Typer(
@@ -28,7 +28,7 @@ def inspect(path: PathArg, as_json: JsonOpt = False) -> None:
     """Tensors (name, shape, dtype, count), totals and config of a checkpoint."""
     report = tools.inspect(path)
     if as_json:
-        out.print(dumps(report), highlight=False)
+        write_lines([dumps(report)], None)
         return
     for key, model in report["models"].items():
         table = Table(title=f"{key} — {path}", title_justify="left")
@@ -73,18 +73,18 @@ def diff(
     rows = tools.diff(a, b)
     bad = [r for r in rows if not r.max_abs <= atol]
     if as_json:
-        for r in rows:
-            out.print(
-                dumps(
-                    {
-                        "tensor": r.name,
-                        "max_abs": _finite(r.max_abs),
-                        "rel_norm": _finite(r.rel_norm),
-                        "note": r.note,
-                    }
-                ),
-                highlight=False,
+        lines = (
+            dumps(
+                {
+                    "tensor": r.name,
+                    "max_abs": _finite(r.max_abs),
+                    "rel_norm": _finite(r.rel_norm),
+                    "note": r.note,
+                }
             )
+            for r in rows
+        )
+        write_lines(lines, None)
     else:
         table = Table(title=f"{a} vs {b}", title_justify="left")
         table.add_column("tensor")

@@ -1,0 +1,88 @@
+"""Shared fixtures: tiny configs, random checkpoints, fake artifacts, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the suite runs on CPU; GPU tests opt in
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from pathlib import Path  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from checkpoints.fake import fake_checkpoint, random_tables, write_fake_artifacts  # noqa: E402
+from phoenix.config import ModelType, PhoenixConfig, Preset  # noqa: E402
+from phoenix.params import random_params  # noqa: E402
+from phoenix.runtime import PhoenixCheckpoint  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+UPSTREAM = REPO.parent / "shared" / "specs" / "upstream_artifacts"
+TINY_VOCAB = 64
+
+
+def _has_gpu() -> bool:
+    try:
+        return bool(jax.devices("gpu"))
+    except RuntimeError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("JAX_PLATFORMS") == "cpu" or not _has_gpu():
+        skip = pytest.mark.skip(reason="needs a GPU visible to JAX")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def upstream_dir() -> Path:
+    """Exact copies of the upstream mini checkpoint's small files."""
+    if not UPSTREAM.exists():
+        pytest.fail(f"reference files missing: {UPSTREAM}")
+    return UPSTREAM
+
+
+def tiny_config(model_type: str = "ranker", **changes) -> PhoenixConfig:
+    """Upstream's unit-test architecture (64 / 1 layer / 2 heads / key 32), tiny vocab."""
+    cfg = Preset.TEST.config(model_type, vocab=TINY_VOCAB)
+    return cfg.replace(**changes) if changes else cfg
+
+
+def tiny_checkpoint(model_type: str = "ranker", seed: int = 0, **changes) -> PhoenixCheckpoint:
+    cfg = tiny_config(model_type, **changes)
+    rng = np.random.default_rng(seed)
+    return PhoenixCheckpoint(
+        cfg, random_params(cfg, seed), random_tables(TINY_VOCAB, cfg.emb_size, rng)
+    )
+
+
+@pytest.fixture
+def tiny_ranker_ckpt() -> PhoenixCheckpoint:
+    return tiny_checkpoint("ranker", fprop_dtype="float32")
+
+
+@pytest.fixture
+def tiny_retrieval_ckpt() -> PhoenixCheckpoint:
+    return tiny_checkpoint("retrieval", seed=1, fprop_dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def fake_artifacts(tmp_path_factory) -> Path:
+    """A fake mini checkpoint in upstream's exact layout (small vocab and corpus)."""
+    out = tmp_path_factory.mktemp("artifacts") / "fake"
+    return write_fake_artifacts(out, vocab=300, seed=3, corpus_size=300, history_len=20)
+
+
+@pytest.fixture(scope="session")
+def mini_ranker_ckpt() -> PhoenixCheckpoint:
+    return fake_checkpoint(ModelType.RANKER, vocab=200, seed=5)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
