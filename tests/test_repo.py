@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import ast
 import re
-import shutil
 import subprocess
 import sys
-
-import pytest
 
 from tests.conftest import REPO
 
@@ -44,6 +41,8 @@ def _python_files():
 
 def test_no_pickle_anywhere():
     for path in _python_files():
+        if path.name == "test_repo.py":
+            continue
         text = path.read_text()
         assert "allow_pickle=True" not in text and "import pickle" not in text, path
 
@@ -66,14 +65,12 @@ def test_modules_stay_under_600_lines():
             assert len(path.read_text().splitlines()) <= 600, path
 
 
-@pytest.mark.skipif(
-    shutil.which("ruff") is None and not (REPO / ".venv/bin/ruff").exists(),
-    reason="ruff not installed",
-)
 def test_ruff_lint_is_clean():
-    ruff = shutil.which("ruff") or str(REPO / ".venv/bin/ruff")
     res = subprocess.run(
-        [ruff, "check", "--no-cache", "."], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert res.returncode == 0, res.stdout + res.stderr
 
