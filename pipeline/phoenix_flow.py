@@ -87,8 +87,10 @@ def run_phoenix_flow(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     retr_ckpt, _ = load_model(artifacts, ModelType.RETRIEVAL)
+    rank_ckpt = load_model(artifacts, ModelType.RANKER)[0] if rank else None
     if dtype:
         retr_ckpt = retr_ckpt.with_dtype(dtype)
+        rank_ckpt = rank_ckpt.with_dtype(dtype) if rank_ckpt else None
     corpus_data: Corpus = load_corpus(corpus or default_corpus(artifacts))
     if corpus_data.dim != retr_ckpt.config.emb_size:
         raise CheckpointError(
@@ -121,11 +123,8 @@ def run_phoenix_flow(
     probs = weighted = None
     heads: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
-    if rank:
+    if rank_ckpt is not None:
         t0 = time.perf_counter()
-        rank_ckpt, _ = load_model(artifacts, ModelType.RANKER)
-        if dtype:
-            rank_ckpt = rank_ckpt.with_dtype(dtype)
         ranker_history = load_sequence_json(seq_path, rank_ckpt.config.num_actions)
         probs = Ranker(rank_ckpt).rank(ranker_history, post_ids, author_ids)
         heads = rank_ckpt.config.head_names

@@ -215,3 +215,47 @@ def test_corpus_loads_from_upstream_npz(fake_artifacts):
     assert len(corpus) == 300 and corpus.dim == 128
     np.testing.assert_allclose(np.linalg.norm(corpus.embeddings, axis=1), 1.0, atol=1e-5)
     assert corpus.post_ids.dtype == np.int64 and corpus.post_ids.min() > 0
+
+
+def test_segment_lookup_equals_indexing_upstreams_unified_table(fake_artifacts):
+    from phoenix import hashing
+    from phoenix.inputs import UserHistory, embed_batch, make_batch
+
+    ckpt, _ = load_model(fake_artifacts, "ranker")
+    cfg = ckpt.config
+    unified = ckpt.tables.unified()  # zeros(65 + U + I + A, D) filled as upstream does
+    assert unified.shape == (cfg.hash.total_rows, cfg.emb_size)
+    assert not unified[:65].any()
+    rng = np.random.default_rng(0)
+    hist = UserHistory(
+        12345, rng.integers(1, 2**62, 5), rng.integers(1, 10**8, 5), np.ones((5, 19), np.float32)
+    )
+    posts = rng.integers(1, 2**62, 4)
+    posts[2] = 0
+    batch = make_batch(hist, cfg, posts, rng.integers(1, 10**8, 4))
+    emb = embed_batch(batch, ckpt.tables, cfg)
+    for rows, got in [
+        (batch.user_hashes, emb.user_embeddings),
+        (batch.history_post_hashes, emb.history_post_embeddings),
+        (batch.candidate_post_hashes, emb.candidate_post_embeddings),
+        (batch.candidate_author_hashes, emb.candidate_author_embeddings),
+    ]:
+        assert np.array_equal(unified[rows], got)
+    assert np.array_equal(batch.user_hashes[0], hashing.user_rows(12345, cfg.hash))
+    assert not emb.candidate_post_embeddings[0, 2].any()  # padding slot -> zero vectors
+
+
+def test_cli_reports_the_two_sided_param_error_and_exits_2(fake_artifacts, tmp_path, runner):
+    from xfeed_cli.main import app
+
+    bad = tmp_path / "bad"
+    _copy_model(fake_artifacts / "ranker", bad)
+    with np.load(bad / "model_params.npz") as z:
+        params = {k: z[k] for k in z.files if k != "phoenix_model/proj_mat_2"}
+    params["phoenix_model/surprise"] = np.zeros(2, np.float32)
+    np.savez(bad / "model_params.npz", **params)
+    res = runner.invoke(app, ["ckpt", "inspect", str(bad)])
+    assert res.exit_code == 2
+    (line,) = [x for x in res.stderr.splitlines() if x.startswith("error:")]
+    assert "params missing in checkpoint: phoenix_model/proj_mat_2" in line
+    assert "params missing in code: phoenix_model/surprise" in line
