@@ -86,3 +86,29 @@ def mini_ranker_ckpt() -> PhoenixCheckpoint:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+POST_LOG_FIELDS = {
+    "event": "string", "event_ms": "int64", "post_id": "int64", "author_id": "int64",
+    "created_ms": "int64", "in_reply_to_post_id": "int64", "in_reply_to_user_id": "int64",
+    "conversation_id": "int64", "source_post_id": "int64", "source_user_id": "int64",
+    "quoted_post_id": "int64", "quoted_user_id": "int64", "video_duration_ms": "int32",
+    "has_media": "bool", "subscription_only": "bool", "text": "string",
+}  # fmt: skip
+
+
+def write_post_log(path, events: list[dict]) -> Path:
+    """A posts.parquet (data.md schema) from event dicts; absent or 0 optional ids -> null."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = {}
+    for name, typ in POST_LOG_FIELDS.items():
+        values = [ev.get(name) for ev in events]
+        if name.endswith("_id") and name not in ("post_id", "author_id"):
+            values = [v or None for v in values]
+        if name == "video_duration_ms":
+            values = [v or None for v in values]
+        cols[name] = pa.array(values, type=typ)
+    pq.write_table(pa.table(cols), path)
+    return Path(path)

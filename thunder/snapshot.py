@@ -1,0 +1,136 @@
+"""Thunder snapshots: Arrow IPC files + a JSON manifest, written atomically, loaded memory-mapped.
+
+    SNAP/manifest.json        as_of_ms, retention_ms, counts, source logs and their hash
+    SNAP/posts.arrow          one row per stored post, sorted by post_id
+    SNAP/<kind>.arrow         posting-list entries (kind = original, secondary, video)
+    SNAP/<kind>_authors.arrow author, start, end into the entries
+
+Loading maps the files and views their columns as numpy arrays without copying.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from checkpoints.atomic import atomic_path
+from thunder.config import DEFAULT_CONFIG, ThunderConfig
+from thunder.errors import ThunderError
+from thunder.log import PostLog
+from thunder.rules import Kind
+from thunder.store import PostingLists, ThunderStore
+
+FORMAT = "xfeed-thunder-snapshot"
+SCHEMA_VERSION = 1
+FLAGS = ("is_reply", "is_retweet", "has_video")
+AGE_BUCKETS_H = (1, 3, 6, 12, 24, 48)
+
+
+def _write_arrow(path: Path, columns: dict[str, np.ndarray]) -> None:
+    table = pa.table({k: pa.array(v) for k, v in columns.items()})
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _read_arrow(path: Path) -> dict[str, np.ndarray]:
+    try:
+        table = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ThunderError(f"{path}: unreadable snapshot file ({exc})") from exc
+    out = {}
+    for name in table.column_names:
+        col = table.column(name)
+        out[name] = col.chunk(0).to_numpy() if col.num_chunks == 1 else col.to_numpy()
+    return out
+
+
+def save_snapshot(
+    out: Path | str, store: ThunderStore, log: PostLog, config: ThunderConfig = DEFAULT_CONFIG
+) -> dict[str, Any]:
+    """Write the store atomically; returns the manifest."""
+    manifest = {
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
+        "as_of_ms": store.as_of_ms,
+        "retention_ms": store.retention_ms,
+        "counts": store.counts,
+        "sources": log.sources,
+        "source_hash": log.source_hash,
+        "config": dataclasses.asdict(config),
+    }
+    with atomic_path(out, directory=True) as tmp:
+        posts = {k: v.astype(np.uint8) if k in FLAGS else v for k, v in store.posts.items()}
+        _write_arrow(tmp / "posts.arrow", posts)
+        for kind, lists in store.lists.items():
+            name = kind.name.lower()
+            _write_arrow(
+                tmp / f"{name}.arrow", {f: getattr(lists, f) for f in PostingLists.ENTRY_FIELDS}
+            )
+            _write_arrow(tmp / f"{name}_authors.arrow", {
+                "author_id": lists.authors, "start": lists.offsets[:-1], "end": lists.offsets[1:],
+            })  # fmt: skip
+        text = json.dumps(manifest, indent=2) + "\n"
+        (tmp / "manifest.json").write_text(text)
+    return json.loads(text)
+
+
+def load_snapshot(path: Path | str) -> tuple[ThunderStore, dict[str, Any]]:
+    """Memory-map a snapshot. Raises ThunderError for a missing or malformed one."""
+    path = Path(path)
+    if not (path / "manifest.json").exists():
+        what = "no such snapshot" if not path.exists() else "not a Thunder snapshot (no manifest)"
+        raise ThunderError(f"{path}: {what}")
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except json.JSONDecodeError as exc:
+        raise ThunderError(f"{path}/manifest.json: not valid JSON") from exc
+    if manifest.get("format") != FORMAT or manifest.get("schema_version") != SCHEMA_VERSION:
+        raise ThunderError(f"{path}: unsupported snapshot format")
+    posts = _read_arrow(path / "posts.arrow")
+    for flag in FLAGS:
+        posts[flag] = posts[flag].view(bool)
+    lists = {}
+    for kind in Kind:
+        name = kind.name.lower()
+        entries = _read_arrow(path / f"{name}.arrow")
+        authors = _read_arrow(path / f"{name}_authors.arrow")
+        offsets = np.append(authors["start"], authors["end"][-1:] if len(authors["end"]) else 0)
+        lists[kind] = PostingLists(
+            authors=authors["author_id"], offsets=offsets.astype(np.int64), **entries
+        )
+    store = ThunderStore(
+        posts, lists, int(manifest["as_of_ms"]), int(manifest["retention_ms"]), manifest["counts"]
+    )
+    return store, manifest
+
+
+def snapshot_stats(store: ThunderStore, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Posts, authors, deletes, per-kind counts and an age histogram (hours before as_of)."""
+    age_h = (store.as_of_ms - store.posts["created_ms"]) / 3_600_000
+    edges = (0, *AGE_BUCKETS_H, np.inf)
+    hist = np.histogram(age_h, bins=edges)[0] if len(age_h) else np.zeros(len(edges) - 1, int)
+    labels = [
+        f"{lo:g}–{hi:g} h" if np.isfinite(hi) else f"≥ {lo:g} h"
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    c = manifest["counts"]
+    return {
+        "as_of_ms": store.as_of_ms,
+        "retention_ms": store.retention_ms,
+        "posts": store.num_posts,
+        "authors": c.get("authors"),
+        "deletes": c.get("deletes"),
+        "kinds": {
+            k: c.get(k) for k in ("originals", "replies", "retweets", "quotes", "video_eligible")
+        },
+        "lists": {k.name.lower(): len(v) for k, v in store.lists.items()},
+        "dropped": {k[len("dropped_") :]: v for k, v in c.items() if k.startswith("dropped_")},
+        "evicted": {k[len("evicted_") :]: v for k, v in c.items() if k.startswith("evicted_")},
+        "age_histogram": dict(zip(labels, (int(x) for x in hist), strict=True)),
+        "source_hash": manifest.get("source_hash"),
+    }
