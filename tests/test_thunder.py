@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tests import thunder_reference as ref
 from tests.conftest import write_post_log
 from thunder import rules
-from thunder.config import ThunderConfig
+from thunder.config import DEFAULT_CONFIG, ThunderConfig
 from thunder.errors import ThunderError
 from thunder.fetch import InNetworkRequest, in_network_posts
 from thunder.log import read_logs
@@ -43,12 +43,12 @@ def delete(pid, at_h):
     return {"event": "delete", "event_ms": NOW - int(at_h * H), "post_id": pid}
 
 
-def store_of(tmp_path, events, now=NOW, cfg=ThunderConfig()):
+def store_of(tmp_path, events, now=NOW, cfg=DEFAULT_CONFIG):
     log = read_logs([write_post_log(tmp_path / "posts.parquet", events)])
     return build_store(log, now, cfg)
 
 
-def fetch_ids(store, viewer, following, exclude=(), video=False, cfg=ThunderConfig()):
+def fetch_ids(store, viewer, following, exclude=(), video=False, cfg=DEFAULT_CONFIG):
     req = InNetworkRequest(
         viewer, np.array(following, np.int64), np.array(exclude, np.int64), video
     )
