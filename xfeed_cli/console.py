@@ -25,6 +25,9 @@ from checkpoints.atomic import atomic_path
 from checkpoints.errors import CheckpointError
 from phoenix.device import DeviceUnavailableError
 from phoenix.params import ParamMismatchError
+from pipeline.candidates import CandidateStreamError
+from pipeline.world import WorldError
+from thunder.errors import ThunderError
 
 # Pipes and files get a fixed wide layout (upstream's table is 120 columns), terminals their width.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -40,6 +43,9 @@ KNOWN_ERRORS: tuple[type[BaseException], ...] = (
     ParamMismatchError,
     DeviceUnavailableError,
     InputError,
+    ThunderError,
+    WorldError,
+    CandidateStreamError,
     FileNotFoundError,
 )
 

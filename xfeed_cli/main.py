@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from xfeed_cli.commands import ckpt, phoenix
+from xfeed_cli.commands import ckpt, phoenix, thunder
 from xfeed_cli.console import XFeedGroup, setup_logging
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(ckpt.app, name="ckpt")
 app.add_typer(phoenix.app, name="phoenix")
+app.add_typer(thunder.app, name="thunder")
 
 
 @app.callback()

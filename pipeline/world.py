@@ -1,0 +1,60 @@
+"""Reading a world directory (data.md): world.json and the social-graph lookups.
+
+Only what the current commands need; the For You pipeline's query hydration builds on it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+
+class WorldError(ValueError):
+    """A world directory or table is missing or malformed, or a user is unknown."""
+
+
+def read_world_json(world: Path | str) -> dict[str, Any]:
+    path = Path(world) / "world.json"
+    if not path.exists():
+        raise WorldError(f"{world}: not a world directory (no world.json)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise WorldError(f"{path}: not valid JSON") from exc
+
+
+def read_table(
+    world: Path | str, name: str, columns: list[str] | None = None, filters: Any = None
+) -> pa.Table:
+    path = Path(world) / f"{name}.parquet"
+    if not path.exists():
+        raise WorldError(f"{path}: table not found")
+    try:
+        return pq.read_table(path, columns=columns, filters=filters)
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        raise WorldError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from exc
+
+
+def require_user(world: Path | str, user_id: int) -> None:
+    """Raise WorldError('unknown user') unless users.parquet has the user."""
+    users = read_table(world, "users", ["user_id"], filters=[("user_id", "=", int(user_id))])
+    if users.num_rows == 0:
+        raise WorldError(f"unknown user {user_id} in world {world}")
+
+
+def edges_of(world: Path | str, user_id: int, kind: str) -> np.ndarray:
+    """dst ids of the user's edges of one kind (follow, block, mute, subscribe), oldest first."""
+    edges = read_table(
+        world,
+        "edges",
+        ["src_user_id", "dst_user_id", "kind", "created_ms"],
+        filters=[("src_user_id", "=", int(user_id)), ("kind", "=", kind)],
+    )
+    edges = edges.sort_by([("created_ms", "ascending"), ("dst_user_id", "ascending")])
+    return pc.fill_null(edges.column("dst_user_id"), 0).to_numpy().astype(np.int64)
