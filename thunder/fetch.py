@@ -19,7 +19,7 @@ import numpy as np
 
 from thunder.config import DEFAULT_CONFIG, ThunderConfig
 from thunder.rules import Kind, ReplyClass
-from thunder.store import PostingLists, ThunderStore
+from thunder.store import ThunderStore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,12 +31,23 @@ class InNetworkRequest:
     max_results: int = 0  # 0 -> the config's default (1200, or 600 for video)
 
 
+# Which reply classes pass without a per-viewer check, indexed by class value.
+_PASSES = np.zeros(max(ReplyClass) + 1, bool)
+_PASSES[[ReplyClass.PASS, ReplyClass.RETWEET]] = True
+_IF_FOLLOWS = np.int8(ReplyClass.IF_FOLLOWS)
+
+
 def _in_sorted(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Membership of x in an ascending array."""
     if len(sorted_values) == 0:
         return np.zeros(len(x), bool)
     pos = np.minimum(np.searchsorted(sorted_values, x), len(sorted_values) - 1)
     return sorted_values[pos] == x
+
+
+def _sorted_unique(x: np.ndarray) -> np.ndarray:
+    s = np.sort(x)
+    return s[np.r_[True, s[1:] != s[:-1]]] if len(s) else s
 
 
 def _group_cumcount(mask: np.ndarray, group_starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -48,81 +59,100 @@ def _group_cumcount(mask: np.ndarray, group_starts: np.ndarray, lens: np.ndarray
 
 @dataclasses.dataclass
 class _Scan:
-    """One list kind's scan state over the followed authors present in it."""
+    """Scan state over (kind, followed author) groups; entries are the store's combined arrays."""
 
-    lists: PostingLists
-    take: int
-    pos: np.ndarray  # [A] each author's position in `lists.authors`
-    start: np.ndarray  # [A] first entry of each author
-    total: np.ndarray  # [A] entries of each author
-    window: np.ndarray  # [A] entries read so far
-    open: np.ndarray  # [A] bool: reading further could still yield posts
-    last: np.ndarray  # [A] created_ms of each author's last read entry
+    entries: dict[str, np.ndarray]
+    take: np.ndarray  # [G] per-author limit of the group's kind
+    group: np.ndarray  # [G] global group index (kinds in Kind order, authors ascending)
+    start: np.ndarray  # [G] first entry of each group
+    total: np.ndarray  # [G] entries of each group
+    window: np.ndarray  # [G] entries read so far
+    open: np.ndarray  # [G] bool: reading further could still yield posts
+    last: np.ndarray  # [G] created_ms of each group's last read entry
     chosen: np.ndarray  # [K] entry indices chosen so far
-    chosen_author: np.ndarray  # [K] the author (0..A-1) of each chosen entry
+    chosen_group: np.ndarray  # [K] the group (0..G-1) of each chosen entry
 
     def step(
         self, sel: np.ndarray, viewer: int, following: np.ndarray, exclude: np.ndarray, scan: int
     ) -> None:
-        """(Re-)evaluate the windows of authors `sel` and replace their results."""
+        """(Re-)evaluate the windows of groups `sel` and replace their results."""
         lens = self.window[sel]
         start = self.start[sel]
         group_starts = np.cumsum(lens) - lens
         idx = np.repeat(start - group_starts, lens) + np.arange(int(lens.sum()))
-        lst = self.lists
+        e = self.entries
         if len(exclude):
-            excluded = _in_sorted(exclude, lst.post_id[idx])
+            excluded = _in_sorted(exclude, e["post_id"][idx])
             scanned = ~excluded & (_group_cumcount(~excluded, group_starts, lens) <= scan)
         else:
             scanned = (idx - np.repeat(start, lens)) < scan
-        cls = lst.reply_class[idx]
-        ok = (cls == ReplyClass.PASS) | (cls == ReplyClass.RETWEET)
-        cond = np.flatnonzero(cls == ReplyClass.IF_FOLLOWS)
-        ok[cond] = _in_sorted(following, lst.in_reply_to_user_id[idx[cond]])
-        ok &= scanned & (lst.source_user_id[idx] != viewer)
-        chosen = ok & (_group_cumcount(ok, group_starts, lens) <= self.take)
+        cls = e["reply_class"][idx]
+        ok = _PASSES[cls]
+        cond = np.flatnonzero(cls == _IF_FOLLOWS)
+        if len(cond):
+            ok[cond] = _in_sorted(following, e["in_reply_to_user_id"][idx[cond]])
+        ok &= scanned & (e["source_user_id"][idx] != viewer)
+        take = self.take[sel]
+        chosen = ok & (_group_cumcount(ok, group_starts, lens) <= np.repeat(take, lens))
         if len(idx):
             got = np.add.reduceat(chosen, group_starts)
             n_scanned = np.add.reduceat(scanned, group_starts)
         else:
             got = n_scanned = np.zeros(len(lens), np.int64)
-        self.open[sel] = (got < self.take) & (lens < self.total[sel]) & (n_scanned < scan)
-        self.last[sel] = lst.created_ms[np.maximum(start + lens - 1, 0)]
-        keep = ~np.isin(self.chosen_author, sel)
+        self.open[sel] = (got < take) & (lens < self.total[sel]) & (n_scanned < scan)
+        self.last[sel] = e["created_ms"][np.maximum(start + lens - 1, 0)]
+        redone = np.zeros(len(self.start), bool)
+        redone[sel] = True
+        keep = ~redone[self.chosen_group]
         self.chosen = np.concatenate([self.chosen[keep], idx[chosen]])
-        self.chosen_author = np.concatenate(
-            [self.chosen_author[keep], np.repeat(sel, lens)[chosen]]
-        )
+        self.chosen_group = np.concatenate([self.chosen_group[keep], np.repeat(sel, lens)[chosen]])
 
 
-def _entries_since(lists: PostingLists, pos: np.ndarray, threshold: int) -> np.ndarray:
-    """Per author (position in `lists.authors`): entries created at or after `threshold`.
-
-    One searchsorted over a key that orders entries as the lists do (author ascending, newest
-    first): key = author_pos · (span + 1) + (newest − created). Built once per list and cached.
-    """
-    keys = getattr(lists, "_order_keys", None)
-    if keys is None:
-        created = lists.created_ms
+def _order_keys(store: ThunderStore) -> tuple[np.ndarray, int, int]:
+    """A sorted key over the combined entries (group, then newest first):
+    key = group · (span + 1) + (newest − created). Built once per store and cached."""
+    cached = getattr(store, "_order_keys", None)
+    if cached is None:
+        created = store.entries["created_ms"]
         newest = int(created.max()) if len(created) else 0
         span = newest - int(created.min()) + 1 if len(created) else 1
-        author_pos = np.repeat(np.arange(len(lists.authors)), np.diff(lists.offsets))
-        keys = (author_pos * span + (newest - created), newest, span)
-        lists._order_keys = keys
-    key, newest, span = keys
-    target = pos * span + np.clip(newest - threshold, -1, span - 1)
-    return np.searchsorted(key, target, side="right") - lists.offsets[pos]
+        sizes = np.concatenate([np.diff(store.lists[k].offsets) for k in Kind])
+        group = np.repeat(np.arange(len(sizes)), sizes)
+        cached = (group * span + (newest - created), newest, span)
+        store._order_keys = cached
+    return cached
 
 
-def _start_scan(lists: PostingLists, authors: np.ndarray, take: int, window: int) -> _Scan:
-    has = _in_sorted(lists.authors, authors)
-    pos = np.searchsorted(lists.authors, authors[has])
-    start = lists.offsets[pos]
-    total = lists.offsets[pos + 1] - start
+def _entries_since(store: ThunderStore, group: np.ndarray, start: np.ndarray, threshold: int):
+    """Per group: how many of its entries were created at or after `threshold`."""
+    key, newest, span = _order_keys(store)
+    target = group * span + np.clip(newest - threshold, -1, span - 1)
+    return np.searchsorted(key, target, side="right") - start
+
+
+def _start_scan(store: ThunderStore, plan, authors: np.ndarray, window: int) -> _Scan:
+    """Groups of every (kind, followed author present in that kind's lists)."""
+    group_base = dict(
+        zip(Kind, np.cumsum([0] + [len(store.lists[k].authors) for k in Kind]), strict=False)
+    )
+    takes, groups, starts, totals = [], [], [], []
+    for kind, take in plan:
+        lists = store.lists[kind]
+        if len(lists.authors):
+            pos = np.minimum(np.searchsorted(lists.authors, authors), len(lists.authors) - 1)
+            pos = pos[lists.authors[pos] == authors]
+        else:
+            pos = np.zeros(0, np.int64)
+        start = lists.offsets[pos]
+        starts.append(start + lists.base)
+        totals.append(lists.offsets[pos + 1] - start)
+        groups.append(pos + group_base[kind])
+        takes.append(np.full(len(pos), take))
+    start, total = np.concatenate(starts), np.concatenate(totals)
     n, empty = len(start), np.zeros(0, np.int64)
     return _Scan(
-        lists, take, pos, start, total, np.minimum(total, window), np.zeros(n, bool),
-        np.zeros(n, np.int64), empty, empty,
+        store.entries, np.concatenate(takes), np.concatenate(groups), start, total,
+        np.minimum(total, window), np.zeros(n, bool), np.zeros(n, np.int64), empty, empty,
     )  # fmt: skip
 
 
@@ -135,40 +165,35 @@ def in_network_posts(
         [K] int64 rows, K <= max_results.
     """
     following = np.asarray(request.following, np.int64)[: config.max_input_list]
-    following = following[~np.isin(following, np.asarray(config.blacklist, np.int64))]
-    exclude = np.unique(np.asarray(request.exclude, np.int64)[: config.max_input_list])
-    authors = np.unique(following)  # list order does not matter: the merge sorts by time
+    for blocked in config.blacklist:
+        following = following[following != blocked]
+    exclude = _sorted_unique(np.asarray(request.exclude, np.int64)[: config.max_input_list])
+    authors = _sorted_unique(following)  # list order does not matter: the merge sorts by time
     if request.video:
         plan = [(Kind.VIDEO, config.max_video)]
         limit = request.max_results or config.max_results_video
     else:
         plan = [(Kind.ORIGINAL, config.max_originals), (Kind.SECONDARY, config.max_secondary)]
         limit = request.max_results or config.max_results
-    first_window = max(2, -(-2 * limit // max(len(authors), 1)))
-    scans = [
-        _start_scan(store.lists[k], authors, take, min(take, first_window)) for k, take in plan
-    ]
-    todo = [np.arange(len(s.start)) for s in scans]
+    window = max(2, -(-2 * limit // max(len(authors), 1)))
+    scan = _start_scan(store, plan, authors, window)
+    sel = np.arange(len(scan.start))
     threshold, created = None, np.zeros(0, np.int64)
-    while any(len(sel) for sel in todo):
-        for s, sel in zip(scans, todo, strict=True):
-            if len(sel):
-                s.step(sel, request.viewer_id, authors, exclude, config.scan_per_author)
-        created = np.concatenate([s.lists.created_ms[s.chosen] for s in scans])
-        # Once `limit` posts are chosen, only authors still read at or after the limit-th
-        # newest time can change the answer; read those further.
+    while len(sel):
+        scan.step(sel, request.viewer_id, authors, exclude, config.scan_per_author)
+        created = store.entries["created_ms"][scan.chosen]
+        # Once `limit` posts are chosen, only groups still read at or after the limit-th newest
+        # time can change the answer: read those further, straight past the threshold.
         threshold = np.partition(created, -limit)[-limit] if len(created) >= limit else None
-        todo = []
-        for s in scans:
-            need = s.open if threshold is None else s.open & (s.last >= threshold)
-            sel = np.flatnonzero(need)
-            grow = s.window[sel] * 2
-            if threshold is not None:  # jump to the first entry older than the threshold
-                grow = np.maximum(grow, _entries_since(s.lists, s.pos[sel], threshold) + 1)
-            s.window[sel] = np.minimum(s.total[sel], grow)
-            todo.append(sel)
-    rows = np.concatenate([s.lists.row[s.chosen] for s in scans])
-    pids = np.concatenate([s.lists.post_id[s.chosen] for s in scans])
+        need = scan.open if threshold is None else scan.open & (scan.last >= threshold)
+        sel = np.flatnonzero(need)
+        grow = scan.window[sel] * 2
+        if threshold is not None and len(sel):
+            since = _entries_since(store, scan.group[sel], scan.start[sel], threshold)
+            grow = np.maximum(grow, since + 1)
+        scan.window[sel] = np.minimum(scan.total[sel], grow)
+    rows = store.entries["row"][scan.chosen]
+    pids = store.entries["post_id"][scan.chosen]
     if threshold is not None:
         keep = created >= threshold
         rows, pids, created = rows[keep], pids[keep], created[keep]

@@ -154,5 +154,8 @@ def read_logs(paths: Sequence[Path | str], progress: Progress | None = None) -> 
         )
         if progress:
             progress("read", i + 1, len(paths))
-    merged = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    if len(parts) == 1:
+        merged = parts[0]
+    else:
+        merged = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
     return PostLog(sources=sources, **merged)

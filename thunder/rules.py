@@ -39,9 +39,10 @@ def within_retention(created_ms: np.ndarray, now_ms: int, retention_ms: int) -> 
 
 def first_occurrence(ids: np.ndarray) -> np.ndarray:
     """Mask of each id's first occurrence (duplicate inserts are ignored)."""
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
     keep = np.zeros(len(ids), bool)
-    _, first = np.unique(ids, return_index=True)
-    keep[first] = True
+    keep[order[np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]] if len(ids) else order] = True
     return keep
 
 

@@ -2,8 +2,8 @@
 
     SNAP/manifest.json        as_of_ms, retention_ms, counts, source logs and their hash
     SNAP/posts.arrow          one row per stored post, sorted by post_id
-    SNAP/<kind>.arrow         posting-list entries (kind = original, secondary, video)
-    SNAP/<kind>_authors.arrow author, start, end into the entries
+    SNAP/entries.arrow        posting-list entries of every kind (original, secondary, video)
+    SNAP/<kind>_authors.arrow author, start, end into that kind's part of the entries
 
 Loading maps the files and views their columns as numpy arrays without copying.
 """
@@ -66,11 +66,9 @@ def save_snapshot(
     with atomic_path(out, directory=True) as tmp:
         posts = {k: v.astype(np.uint8) if k in FLAGS else v for k, v in store.posts.items()}
         _write_arrow(tmp / "posts.arrow", posts)
+        _write_arrow(tmp / "entries.arrow", store.entries)
         for kind, lists in store.lists.items():
             name = kind.name.lower()
-            _write_arrow(
-                tmp / f"{name}.arrow", {f: getattr(lists, f) for f in PostingLists.ENTRY_FIELDS}
-            )
             _write_arrow(tmp / f"{name}_authors.arrow", {
                 "author_id": lists.authors, "start": lists.offsets[:-1], "end": lists.offsets[1:],
             })  # fmt: skip
@@ -94,17 +92,23 @@ def load_snapshot(path: Path | str) -> tuple[ThunderStore, dict[str, Any]]:
     posts = _read_arrow(path / "posts.arrow")
     for flag in FLAGS:
         posts[flag] = posts[flag].view(bool)
+    entries = _read_arrow(path / "entries.arrow")
     lists = {}
-    for kind in Kind:
-        name = kind.name.lower()
-        entries = _read_arrow(path / f"{name}.arrow")
-        authors = _read_arrow(path / f"{name}_authors.arrow")
-        offsets = np.append(authors["start"], authors["end"][-1:] if len(authors["end"]) else 0)
-        lists[kind] = PostingLists(
-            authors=authors["author_id"], offsets=offsets.astype(np.int64), **entries
-        )
+    base = 0
+    for kind in Kind:  # kinds are laid out in Kind order in the entries
+        authors = _read_arrow(path / f"{kind.name.lower()}_authors.arrow")
+        end = int(authors["end"][-1]) if len(authors["end"]) else 0
+        offsets = np.append(authors["start"], end).astype(np.int64)
+        views = {f: entries[f][base : base + end] for f in PostingLists.ENTRY_FIELDS}
+        lists[kind] = PostingLists(authors["author_id"], offsets, **views, base=base)
+        base += end
     store = ThunderStore(
-        posts, lists, int(manifest["as_of_ms"]), int(manifest["retention_ms"]), manifest["counts"]
+        posts,
+        lists,
+        int(manifest["as_of_ms"]),
+        int(manifest["retention_ms"]),
+        manifest["counts"],
+        entries,
     )
     return store, manifest
 

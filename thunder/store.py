@@ -48,6 +48,8 @@ class PostingLists:
     in_reply_to_user_id: np.ndarray
     source_user_id: np.ndarray
 
+    base: int = 0  # where these entries start in `ThunderStore.entries` (all kinds, combined)
+
     ENTRY_FIELDS = ("row", "post_id", "created_ms", "reply_class", "in_reply_to_user_id",
                     "source_user_id")  # fmt: skip
 
@@ -58,10 +60,11 @@ class PostingLists:
 @dataclasses.dataclass
 class ThunderStore:
     posts: dict[str, np.ndarray]  # POST_COLUMNS + is_reply/is_retweet/has_video, by post_id
-    lists: dict[Kind, PostingLists]
+    lists: dict[Kind, PostingLists]  # each kind's entries are views of `entries`
     as_of_ms: int
     retention_ms: int
     counts: dict[str, int]
+    entries: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def num_posts(self) -> int:
@@ -74,33 +77,58 @@ class ThunderStore:
 
 
 def _lookup(store_ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(found mask, position) of wanted ids in sorted store_ids."""
-    if len(store_ids) == 0:
-        return np.zeros(len(wanted), bool), np.zeros(len(wanted), np.int64)
-    pos = np.minimum(np.searchsorted(store_ids, wanted), len(store_ids) - 1)
-    return (store_ids[pos] == wanted) & (wanted != 0), pos
+    """(found mask, position) of wanted ids in sorted store_ids; 0 is never found. Only the
+    non-zero wanted ids are searched (most reply/source fields are empty)."""
+    found = np.zeros(len(wanted), bool)
+    pos = np.zeros(len(wanted), np.int64)
+    nz = np.flatnonzero(wanted)
+    if len(store_ids) and len(nz):
+        p = np.minimum(np.searchsorted(store_ids, wanted[nz]), len(store_ids) - 1)
+        found[nz] = store_ids[p] == wanted[nz]
+        pos[nz] = p
+    return found, pos
+
+
+def sorted_unique(x: np.ndarray) -> np.ndarray:
+    """np.unique via a value sort (numpy's hash-based unique is slow on many distinct ids)."""
+    s = np.sort(x)
+    return s[np.r_[True, s[1:] != s[:-1]]] if len(s) else s
+
+
+def _author_time_order(posts: dict[str, np.ndarray]) -> np.ndarray:
+    """Rows grouped by author (ascending), newest first within an author (ties: larger post id
+    first). Posts are sorted by post id, so (created, row) orders by (created, post id): one
+    value sort of a packed key, then one stable argsort by author."""
+    author, created = posts["author_id"], posts["created_ms"]
+    n = len(author)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    bits = int(n).bit_length()
+    span = int(created.max()) - int(created.min())
+    if span.bit_length() + bits > 62:  # an enormous retention window: plain lexsort
+        return rules.newest_first(author, created, posts["post_id"])
+    key = ((created - created.min()) << bits) | np.arange(n)
+    newest_first = (np.sort(key) & ((1 << bits) - 1))[::-1]
+    return newest_first[np.argsort(author[newest_first], kind="stable")]
 
 
 def _posting_lists(
-    posts: dict[str, np.ndarray], member: np.ndarray, cls: np.ndarray, cap: int
+    posts: dict[str, np.ndarray], order: np.ndarray, member: np.ndarray, cls: np.ndarray, cap: int
 ) -> tuple[PostingLists, int]:
-    """Build one CSR list from the posts flagged `member`; returns (lists, evicted count)."""
-    rows = np.flatnonzero(member)
-    author, created, pid = (
-        posts["author_id"][rows],
-        posts["created_ms"][rows],
-        posts["post_id"][rows],
-    )
-    order = rules.newest_first(author, created, pid)
-    rows, author = rows[order], author[order]
+    """One CSR list of the posts flagged `member`, in author/time `order`; (lists, evicted)."""
+    rows = order[member[order]]
+    author = posts["author_id"][rows]
     keep = rules.cap_per_author(author, cap)
-    evicted = int((~keep).sum())
+    evicted = int(len(keep) - keep.sum())
     rows, author = rows[keep], author[keep]
-    authors, starts = np.unique(author, return_index=True)
-    offsets = np.r_[starts, len(rows)].astype(np.int64)
+    starts = (
+        np.flatnonzero(np.r_[True, author[1:] != author[:-1]])
+        if len(author)
+        else np.zeros(0, np.int64)
+    )
     return PostingLists(
-        authors=authors.astype(np.int64),
-        offsets=offsets,
+        authors=author[starts].astype(np.int64),
+        offsets=np.r_[starts, len(rows)].astype(np.int64),
         row=rows.astype(np.int64),
         post_id=posts["post_id"][rows],
         created_ms=posts["created_ms"][rows],
@@ -108,6 +136,23 @@ def _posting_lists(
         in_reply_to_user_id=posts["in_reply_to_user_id"][rows],
         source_user_id=posts["source_user_id"][rows],
     ), evicted
+
+
+def _first_creates(post_id: np.ndarray, event_ms: np.ndarray, creates: np.ndarray):
+    """Creates sorted by post id, keeping each id's first create in event order (earliest
+    event_ms, then file/row order). Returns (kept creates by id, number of duplicates)."""
+    order = creates[np.argsort(post_id[creates], kind="stable")]
+    ids = post_id[order]
+    run_start = np.r_[True, ids[1:] != ids[:-1]] if len(ids) else np.zeros(0, bool)
+    dup_runs = np.flatnonzero(~run_start)
+    if len(dup_runs):  # rare: re-order each duplicated id's events by time, then index
+        in_dup = np.zeros(len(ids), bool)
+        in_dup[dup_runs] = True
+        in_dup[dup_runs - 1] = True
+        sel = np.flatnonzero(in_dup)
+        sub = order[sel]
+        order[sel] = sub[np.lexsort((sub, event_ms[sub], post_id[sub]))]
+    return order[run_start], len(dup_runs)
 
 
 def build_store(
@@ -121,37 +166,31 @@ def build_store(
     if len(log) == 0:
         raise ThunderError("the post log has no events")
     now = int(log.event_ms.max()) if now_ms is None else int(now_ms)
-    order = np.argsort(log.event_ms, kind="stable")
-    happened = rules.applied(log.event_ms[order], now)
-    order = order[happened]
-    is_delete = log.is_delete[order]
-    deleted = np.unique(log.post_id[order][is_delete])
-    creates = order[~is_delete]
+    happened = rules.applied(log.event_ms, now)
+    is_delete = log.is_delete & happened
+    deleted = sorted_unique(log.post_id[is_delete])
+    creates = np.flatnonzero(~log.is_delete & happened)
     if progress:
         progress("sort", 1, 4)
 
     counts: dict[str, Any] = {
         "events": len(log),
-        "events_after_now": int((~happened).sum()),
+        "events_after_now": int(len(log) - happened.sum()),
         "creates": int(len(creates)),
         "deletes": int(is_delete.sum()),
         "deleted_ids": int(len(deleted)),
     }
     created = log.created_ms[creates]
-    fresh = rules.within_retention(created, now, config.retention_ms)
     counts["dropped_future"] = int((created >= now).sum())
     counts["dropped_expired"] = int((created < now - config.retention_ms).sum())
-    creates = creates[fresh]
-    dup_free = rules.first_occurrence(log.post_id[creates])
-    counts["dropped_duplicate"] = int((~dup_free).sum())
-    creates = creates[dup_free]
-    alive = ~np.isin(log.post_id[creates], deleted)
-    counts["dropped_deleted"] = int((~alive).sum())
-    creates = creates[alive]
+    creates = creates[rules.within_retention(created, now, config.retention_ms)]
+    by_id, counts["dropped_duplicate"] = _first_creates(log.post_id, log.event_ms, creates)
+    found, _ = _lookup(deleted, log.post_id[by_id])  # deleted ids never come back
+    counts["dropped_deleted"] = int(found.sum())
+    by_id = by_id[~found]
     if progress:
         progress("filter", 2, 4)
 
-    by_id = creates[np.argsort(log.post_id[creates], kind="stable")]
     posts = {name: getattr(log, name)[by_id] for name in POST_COLUMNS}
     reply = rules.is_reply(posts["in_reply_to_post_id"], posts["in_reply_to_user_id"])
     retweet = rules.is_retweet(posts["source_post_id"])
@@ -176,16 +215,19 @@ def build_store(
     if progress:
         progress("classify", 3, 4)
 
+    order = _author_time_order(posts)
     lists, evicted = {}, {}
     for kind, member in (
         (Kind.ORIGINAL, original),
         (Kind.SECONDARY, reply | retweet),
         (Kind.VIDEO, video_ok),
     ):
-        lists[kind], evicted[kind] = _posting_lists(posts, member, cls, config.max_posting_list)
+        lists[kind], evicted[kind] = _posting_lists(
+            posts, order, member, cls, config.max_posting_list
+        )
     counts.update(
         posts=len(ids),
-        authors=int(len(np.unique(posts["author_id"]))),
+        authors=int(len(sorted_unique(np.concatenate([v.authors for v in lists.values()])))),
         originals=int(original.sum()),
         replies=int(reply.sum()),
         retweets=int((retweet & ~reply).sum()),
@@ -197,4 +239,24 @@ def build_store(
     )
     if progress:
         progress("lists", 4, 4)
-    return ThunderStore(posts, lists, now, config.retention_ms, counts)
+    return combine_lists(ThunderStore(posts, lists, now, config.retention_ms, counts))
+
+
+def combine_lists(store: ThunderStore) -> ThunderStore:
+    """Lay every kind's entries out in one set of arrays (kinds in Kind order), so a fetch over
+    several kinds gathers once; each kind's PostingLists keeps views into them."""
+    kinds = list(Kind)
+    entries = {
+        f: np.concatenate([getattr(store.lists[k], f) for k in kinds])
+        for f in PostingLists.ENTRY_FIELDS
+    }
+    base = 0
+    for k in kinds:
+        n = len(store.lists[k])
+        views = {f: entries[f][base : base + n] for f in PostingLists.ENTRY_FIELDS}
+        store.lists[k] = PostingLists(
+            store.lists[k].authors, store.lists[k].offsets, **views, base=base
+        )
+        base += n
+    store.entries = entries
+    return store
