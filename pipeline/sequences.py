@@ -1,0 +1,103 @@
+"""Users' engagement sequences from a world, and the time split used by training and eval.
+
+An item is one (user, post) impression with everything the user did to it: the multi-hot of
+ActionName values (width `num_actions`), dwell seconds, product surface, and the first event time.
+Items of a user are ordered by time. The split holds out the last `test_fraction` of each user's
+items (by time): nothing held out is ever used for training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+
+from pipeline.world import read_table
+
+
+@dataclasses.dataclass
+class Sequences:
+    """All users' items, grouped by user (users ascending), time-ordered within a user.
+
+    Arrays have one entry per item; `offsets` [U + 1] delimit each user's items.
+    """
+
+    user_ids: np.ndarray  # [U]
+    offsets: np.ndarray  # [U + 1]
+    post_id: np.ndarray  # [N] int64
+    author_id: np.ndarray  # [N] int64
+    time_ms: np.ndarray  # [N] int64 (first event on the item)
+    actions: np.ndarray  # [N, A] float32 multi-hot by ActionName
+    dwell_s: np.ndarray  # [N] float32 (0 when unknown)
+    surface: np.ndarray  # [N] int32 product surface
+
+    def user_slice(self, i: int) -> slice:
+        return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+
+    def index_of(self, user_id: int) -> int:
+        i = int(np.searchsorted(self.user_ids, user_id))
+        if i >= len(self.user_ids) or self.user_ids[i] != user_id:
+            return -1
+        return i
+
+
+def load_sequences(world: Path | str, num_actions: int, until_ms: int | None = None) -> Sequences:
+    """Group engagements.parquet into items (actions >= num_actions are dropped)."""
+    cols = ["user_id", "post_id", "author_id", "action", "event_ms", "dwell_s", "product_surface"]
+    t = read_table(world, "engagements", cols)
+    if until_ms is not None:
+        t = t.filter(pc.less_equal(t.column("event_ms"), until_ms))
+    user = t.column("user_id").to_numpy()
+    post = t.column("post_id").to_numpy()
+    event = t.column("event_ms").to_numpy()
+    action = t.column("action").to_numpy().astype(np.int64)
+    dwell = pc.fill_null(t.column("dwell_s"), 0.0).to_numpy().astype(np.float32)
+    # one item per (user, post): order by user, post, time, then collapse
+    order = np.lexsort((event, post, user))
+    user, post, event, action, dwell = (
+        user[order],
+        post[order],
+        event[order],
+        action[order],
+        dwell[order],
+    )
+    author = t.column("author_id").to_numpy()[order]
+    surface = pc.fill_null(t.column("product_surface"), 1).to_numpy()[order]
+    new_item = (
+        np.r_[True, (user[1:] != user[:-1]) | (post[1:] != post[:-1])]
+        if len(user)
+        else (np.zeros(0, bool))
+    )
+    item = np.cumsum(new_item) - 1
+    n = int(item[-1]) + 1 if len(item) else 0
+    first = np.flatnonzero(new_item)
+    actions = np.zeros((n, num_actions), np.float32)
+    ok = action < num_actions
+    actions[item[ok], action[ok]] = 1.0
+    item_dwell = np.zeros(n, np.float32)
+    np.maximum.at(item_dwell, item, dwell)
+    i_user, i_post, i_time = user[first], post[first], event[first]
+    # regroup items by user and time
+    by_time = np.lexsort((i_post, i_time, i_user))
+    i_user = i_user[by_time]
+    users, starts = np.unique(i_user, return_index=True)
+    return Sequences(
+        user_ids=users.astype(np.int64),
+        offsets=np.r_[starts, n].astype(np.int64),
+        post_id=i_post[by_time].astype(np.int64),
+        author_id=author[first][by_time].astype(np.int64),
+        time_ms=i_time[by_time].astype(np.int64),
+        actions=actions[by_time],
+        dwell_s=item_dwell[by_time],
+        surface=surface[first][by_time].astype(np.int32),
+    )
+
+
+def split_points(seq: Sequences, test_fraction: float = 0.2) -> np.ndarray:
+    """Per user, the index (absolute, into the item arrays) where held-out items start:
+    the last ceil(test_fraction · n) items of each user with >= 5 items are held out."""
+    n = np.diff(seq.offsets)
+    held = np.where(n >= 5, np.ceil(n * test_fraction).astype(np.int64), 0)
+    return seq.offsets[1:] - held
