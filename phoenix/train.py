@@ -40,7 +40,7 @@ BATCH_FIELDS = (
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 800
+    steps: int = 1500
     batch_size: int = 32
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4

@@ -1,7 +1,8 @@
 """Candidates: the record that flows between stages, and its JSONL form (data.md).
 
 A stage stream is JSONL: a first line `{"query": {...}}` with the hydrated query, then one
-candidate per line. Fields a stage has not filled are omitted from the JSON.
+candidate per line. Fields a stage has not filled are omitted from the JSON (None / empty).
+Candidates are immutable: stages return `dataclasses.replace(c, field=...)`.
 """
 
 from __future__ import annotations
@@ -23,43 +24,100 @@ class PostCandidate:
     post_id: int
     author_id: int
     created_ms: int = 0
-    in_network: bool | None = None
-    source: str = ""  # which source produced it: "thunder", "phoenix_retrieval", ...
+    source: str = ""  # served type: "thunder" (in-network) or "phoenix_retrieval"
     retrieval_score: float | None = None
+    in_network: bool | None = None
+    # core data
     in_reply_to_post_id: int = 0
     in_reply_to_user_id: int = 0
     conversation_id: int = 0
-    source_post_id: int = 0  # retweets
-    source_user_id: int = 0
+    source_post_id: int = 0  # retweeted post
+    source_user_id: int = 0  # retweeted user
     quoted_post_id: int = 0
     quoted_user_id: int = 0
+    ancestors: tuple[int, ...] = ()
+    ancestor_users: tuple[int, ...] = ()
+    text: str = ""
     has_video: bool = False
+    has_media: bool | None = None
+    video_duration_ms: int | None = None  # min video duration; None = no video
+    subscription_author_id: int | None = None
+    core_hydrated: bool = False
+    # author and social graph
+    author_follower_count: int | None = None
+    author_nsfw: bool | None = None
+    author_blocks_viewer: bool | None = None
+    quoted_author_blocks_viewer: bool | None = None
+    author_follows_viewer: bool | None = None
+    is_mutual_follow_author: bool | None = None
+    # engagement counts, safety
+    fav_count: int | None = None
+    reply_count: int | None = None
+    repost_count: int | None = None
+    quote_count: int | None = None
+    view_count: int | None = None
+    labels: tuple[str, ...] = ()
+    deleted: bool | None = None
+    # scores
+    probs: dict[str, float] | None = None
+    dwell_time_s: float | None = None
+    weighted_score: float | None = None
+    score: float | None = None
+    diversity_multiplier: float | None = None
+    oon_multiplier: float | None = None
+    cold_start_boosted: bool = False
+    # post-selection visibility
+    visibility_reason: str | None = None
+    drop_ancillary: bool | None = None
+
+    @property
+    def is_retweet(self) -> bool:
+        return self.source_post_id != 0
+
+    @property
+    def is_reply(self) -> bool:
+        return self.in_reply_to_post_id != 0 or self.in_reply_to_user_id != 0
+
+    @property
+    def original_post_id(self) -> int:
+        """The post Phoenix scores: the retweeted post for retweets."""
+        return self.source_post_id or self.post_id
+
+    def related_ids(self) -> tuple[int, ...]:
+        """{post, retweeted post, replied-to post} (upstream related_post_ids_iter)."""
+        return tuple(x for x in (self.post_id, self.source_post_id, self.in_reply_to_post_id) if x)
 
     def to_json(self) -> dict[str, Any]:
-        out = {}
+        out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if v is None or (f.name not in ("post_id", "author_id") and v in (0, "", False)):
-                continue
-            out[f.name] = v
+            if f.name in ("post_id", "author_id") or v not in (None, 0, "", False, (), {}):
+                out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PostCandidate:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - _FIELDS)
         if unknown:
             raise CandidateStreamError(f"unknown candidate field(s): {', '.join(unknown)}")
         if "post_id" not in data or "author_id" not in data:
             raise CandidateStreamError("candidate lacks post_id or author_id")
+        data = {k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in data.items()}
+        for k in ("post_id", "author_id"):
+            if not isinstance(data[k], int) or isinstance(data[k], bool):
+                raise CandidateStreamError(f"{k} must be an integer")
         return cls(**data)
+
+
+_FIELDS = {f.name for f in dataclasses.fields(PostCandidate)}
+_TUPLE_FIELDS = {"ancestors", "ancestor_users", "labels"}
 
 
 def candidates_from_columns(
     columns: dict[str, np.ndarray], rows: np.ndarray, **common: Any
 ) -> list[PostCandidate]:
     """Candidates from column arrays (e.g. a Thunder store's posts) at the given rows."""
-    names = [f.name for f in dataclasses.fields(PostCandidate) if f.name in columns]
+    names = [n for n in _FIELDS if n in columns]
     picked = {n: columns[n][rows].tolist() for n in names}
     return [PostCandidate(**{n: picked[n][i] for n in names}, **common) for i in range(len(rows))]
 
@@ -85,8 +143,8 @@ def parse_stream(lines: Iterable[str]) -> tuple[dict[str, Any], list[PostCandida
         if not isinstance(data, dict):
             raise CandidateStreamError(f"line {n}: expected a JSON object")
         if query is None:
-            if "query" not in data:
-                raise CandidateStreamError(f'line {n}: the first line must be {{"query": ...}}')
+            if "query" not in data or not isinstance(data["query"], dict):
+                raise CandidateStreamError(f'line {n}: the first line must be {{"query": {{...}}}}')
             query = data["query"]
             continue
         try:

@@ -89,9 +89,8 @@ def evaluate_ranker(checkpoint: Path | str, world: Path | str, seed: int = 0) ->
         lo, hi = int(split[u]), int(seq.offsets[u + 1])
         if hi - lo < 1:
             continue
-        probs = ranker.rank(
-            _history(seq, u, lo, cfg.history_seq_len), seq.post_id[lo:hi], seq.author_id[lo:hi], seq.surface[lo:hi]
-        )  # fmt: skip
+        history = _history(seq, u, lo, cfg.history_seq_len)
+        probs = ranker.rank(history, seq.post_id[lo:hi], seq.author_id[lo:hi], seq.surface[lo:hi])
         labels = seq.actions[lo:hi, : cfg.num_actions]
         all_probs.append(probs)
         all_labels.append(labels)
@@ -101,12 +100,12 @@ def evaluate_ranker(checkpoint: Path | str, world: Path | str, seed: int = 0) ->
     for i, name in enumerate(cfg.head_names):
         pos = int(labels[:, i].sum())
         if pos >= MIN_POSITIVES and pos < len(labels):
-            heads.append({"head": name, "positives": pos, "auc": metrics.auc(probs[:, i], labels[:, i]),
-                          "log_loss": metrics.log_loss(probs[:, i], labels[:, i])})  # fmt: skip
+            p, y = probs[:, i], labels[:, i]
+            heads.append({"head": name, "positives": pos, "auc": metrics.auc(p, y),
+                          "log_loss": metrics.log_loss(p, y)})  # fmt: skip
     rng = np.random.default_rng(seed)
-    systems = {"model": None, "random": None, "popularity": None, "recency": None}
     ranking = {}
-    for name in systems:
+    for name in ("model", "random", "popularity", "recency"):
         ndcg, hr = [], []
         for post_ids, p_fav, fav in per_user:
             if len(post_ids) < 2 or not fav.any():

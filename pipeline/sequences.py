@@ -43,10 +43,14 @@ class Sequences:
         return i
 
 
-def load_sequences(world: Path | str, num_actions: int, until_ms: int | None = None) -> Sequences:
-    """Group engagements.parquet into items (actions >= num_actions are dropped)."""
+def load_sequences(
+    world: Path | str, num_actions: int, until_ms: int | None = None, user_id: int | None = None
+) -> Sequences:
+    """Group engagements.parquet into items (actions >= num_actions are dropped); optionally only
+    events up to `until_ms`, or of one user."""
     cols = ["user_id", "post_id", "author_id", "action", "event_ms", "dwell_s", "product_surface"]
-    t = read_table(world, "engagements", cols)
+    filters = [("user_id", "=", int(user_id))] if user_id is not None else None
+    t = read_table(world, "engagements", cols, filters=filters)
     if until_ms is not None:
         t = t.filter(pc.less_equal(t.column("event_ms"), until_ms))
     user = t.column("user_id").to_numpy()

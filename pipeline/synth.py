@@ -265,11 +265,13 @@ def _engagements(
             else (np.zeros(0, int))
         )
         k = int(np.clip(cfg.impressions_per_user * u.activity[i], 15, 450))
-        k_in = min(len(in_net), int(k * 0.55))
+        k_in = min(len(in_net), int(k * 0.45))
+        k_explore = int(k * 0.25)  # exploration: uniformly random posts
         w = u.pref[i][posts["topic"]] * topic_pop + 0.02
         shown = np.unique(np.r_[
             rng.choice(in_net, size=k_in, replace=False) if k_in else np.zeros(0, int),
-            rng.choice(n_posts, size=k - k_in, replace=False, p=w / w.sum()),
+            rng.choice(n_posts, size=k - k_in - k_explore, replace=False, p=w / w.sum()),
+            rng.choice(n_posts, size=k_explore, replace=False),
         ])  # fmt: skip
         for p in shown:
             t = created[p] + int(rng.exponential(12 * HOUR_MS))

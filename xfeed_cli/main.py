@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from xfeed_cli.commands import ckpt, phoenix, thunder
+from xfeed_cli.commands import ckpt, data, phoenix, thunder
 from xfeed_cli.console import XFeedGroup, setup_logging
 
 app = typer.Typer(
@@ -20,6 +20,10 @@ app = typer.Typer(
 app.add_typer(ckpt.app, name="ckpt")
 app.add_typer(phoenix.app, name="phoenix")
 app.add_typer(thunder.app, name="thunder")
+app.add_typer(data.data_app, name="data")
+app.add_typer(data.index_app, name="index")
+app.command("train")(data.train)
+app.command("eval")(data.eval_command)
 
 
 @app.callback()

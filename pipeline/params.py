@@ -1,0 +1,149 @@
+"""Weights and switches of the For You pipeline, defined once, with production defaults
+(homemixer_spec.md §6–§8, params/param.rs). `--weights FILE.toml` overrides any of them.
+
+Head weights are keyed by the scorer's head names; each head names the ActionName output of the
+model it reads (phoenix_scorer.rs mapping). Heads a checkpoint lacks contribute 0 and are reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from phoenix.actions import ActionName as A
+
+# Score head -> (model output, production weight). Positive heads first, then negative ones.
+HEADS: dict[str, tuple[A, float]] = {
+    "favorite": (A.SERVER_TWEET_FAV, 0.5),
+    "reply": (A.SERVER_TWEET_REPLY, 5.0),
+    "retweet": (A.SERVER_TWEET_RETWEET, 1.0),
+    "photo_expand": (A.CLIENT_TWEET_PHOTO_EXPAND, 0.05),
+    "video_open": (A.CLIENT_TWEET_VIDEO_OPEN, 0.05),
+    "click": (A.CLIENT_TWEET_CLICK, 0.4),
+    "open_link": (A.CLIENT_TWEET_OPEN_LINK, 0.2),
+    "profile_click": (A.CLIENT_TWEET_CLICK_PROFILE, 0.0),
+    "vqv": (A.CLIENT_TWEET_VIDEO_QUALITY_VIEW, 0.05),
+    "share": (A.CLIENT_TWEET_SHARE, 2.0),
+    "share_via_dm": (A.CLIENT_TWEET_CLICK_SEND_VIA_DIRECT_MESSAGE, 5.0),
+    "share_via_copy_link": (A.CLIENT_TWEET_SHARE_VIA_COPY_LINK, 20.0),
+    "dwell": (A.CLIENT_TWEET_RECAP_DWELLED, 0.0),
+    "quote": (A.SERVER_TWEET_QUOTE, 5.0),
+    "quoted_click": (A.CLIENT_QUOTED_TWEET_CLICK, 0.05),
+    "quoted_vqv": (A.CLIENT_QUOTED_TWEET_VIDEO_QUALITY_VIEW, 0.0),
+    "follow_author": (A.CLIENT_TWEET_FOLLOW_AUTHOR, 4.0),
+    "post_unexplored": (A.SERVER_TWEET_POST_UNEXPLORED, 0.02),
+    "not_interested": (A.CLIENT_TWEET_NOT_INTERESTED_IN, -43.2),
+    "block_author": (A.CLIENT_TWEET_BLOCK_AUTHOR, -31.2),
+    "mute_author": (A.CLIENT_TWEET_MUTE_AUTHOR, -58.8),
+    "report": (A.CLIENT_TWEET_REPORT, -234.0),
+    "not_dwelled": (A.CLIENT_TWEET_RECAP_NOT_DWELLED, -0.02),
+}
+CONTINUOUS_HEADS = {"dwell_time": 0.004}  # per predicted second
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedParams:
+    """Every weight and switch of the pipeline. Field names are the TOML keys."""
+
+    weights: dict[str, float] = dataclasses.field(
+        default_factory=lambda: {k: w for k, (_, w) in HEADS.items()} | CONTINUOUS_HEADS
+    )
+    reply_mutual_follow_boost: float = 15.0  # reply weight 5 -> 20 for mutual-follow originals
+    vqv_max_viewer_followers: int = 10_000
+    vqv_min_video_ms: int = 10_000
+    post_unexplored_in_network_only: bool = True
+    negative_scores_offset: float = 0.001
+    author_diversity_decay: float = 0.5
+    author_diversity_floor: float = 0.25
+    oon_weight_factor: float = 0.75
+    oon_rescore_in_network_replies_retweets: bool = True
+    new_author_boost: bool = False  # AuthorColdStart (behind a flag offline)
+    cold_start_slot: int = 16
+    cold_start_follower_cap: int = 1_000
+    cold_start_impression_threshold: int = 1_000
+    cold_start_max_position_ratio: float = 0.85
+    max_post_age_ms: int = 48 * 3_600_000
+    thunder_max_results: int = 1_200
+    retrieval_max_results: int = 1_000
+    served_window_ms: int = 10 * 60_000
+    served_max_ids: int = 100
+    exclude_videos: bool = False
+    top_k: int = 50
+    result_size: int = 35
+
+    @property
+    def positive_sum(self) -> float:
+        """Σ positive head weights (continuous weights and boosts excluded): 43.32 by default."""
+        return sum(w for k, w in self.weights.items() if k in HEADS and w > 0)
+
+    @property
+    def negative_sum(self) -> float:
+        """−Σ negative head weights: 367.22 by default."""
+        return -sum(w for k, w in self.weights.items() if k in HEADS and w < 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class ParamsError(ValueError):
+    """A weights file with unknown keys, wrong types or non-finite values."""
+
+
+def params_from_dict(data: dict[str, Any], base: FeedParams | None = None) -> FeedParams:
+    """Override `base` with `data` (a TOML table: top-level switches and a [weights] table)."""
+    base = base or FeedParams()
+    fields = {f.name: f for f in dataclasses.fields(FeedParams)}
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ParamsError(f"unknown parameter {key!r}")
+        if key == "weights":
+            if not isinstance(value, dict):
+                raise ParamsError("'weights' must be a table of head = weight")
+            weights = dict(base.weights)
+            for head, w in value.items():
+                if head not in weights:
+                    raise ParamsError(f"unknown head {head!r} in [weights]")
+                weights[head] = _number(f"weights.{head}", w)
+            changes["weights"] = weights
+            continue
+        current = getattr(base, key)
+        if isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise ParamsError(f"{key} must be true or false")
+            changes[key] = value
+        elif isinstance(current, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ParamsError(f"{key} must be an integer")
+            changes[key] = value
+        else:
+            changes[key] = _number(key, value)
+    return dataclasses.replace(base, **changes)
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ParamsError(f"{key} must be a number")
+    if not math.isfinite(value):
+        raise ParamsError(f"{key} must be finite, got {value}")
+    return float(value)
+
+
+def load_params(path: Path | str | None, base: FeedParams | None = None) -> FeedParams:
+    """Defaults overridden by a TOML file (None -> defaults)."""
+    if path is None:
+        return base or FeedParams()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ParamsError(f"{path}: weights file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ParamsError(f"{path}: not valid TOML ({exc})") from exc
+    try:
+        return params_from_dict(data, base)
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc}") from exc

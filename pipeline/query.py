@@ -1,0 +1,188 @@
+"""The feed query and its hydrators (homemixer_spec.md §3): who the viewer follows, blocks,
+mutes and subscribes to, muted keywords, follower count, seen and served ids, and the engagement
+sequence the models read. The query round-trips through JSON (the first line of a stage stream).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+
+from phoenix.inputs import UserHistory
+from pipeline.framework import StageDefaults
+from pipeline.params import FeedParams, params_from_dict
+from pipeline.sequences import load_sequences
+from pipeline.world import WorldData, read_table
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """Where a feed's inputs live; carried in the query so stage commands need nothing else."""
+
+    world: str
+    checkpoint: str
+    snapshot: str | None = None  # Thunder snapshot; None = build from the world's post log
+    corpus: str | None = None  # retrieval corpus; None = WORLD/corpus.safetensors
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedQuery:
+    user_id: int
+    now_ms: int
+    resources: Resources
+    params: FeedParams = dataclasses.field(default_factory=FeedParams)
+    lenient: bool = False
+    followed_ids: tuple[int, ...] = ()
+    blocked_ids: tuple[int, ...] = ()
+    muted_ids: tuple[int, ...] = ()
+    subscribed_ids: tuple[int, ...] = ()
+    muted_keywords: tuple[str, ...] = ()
+    follower_count: int | None = None
+    in_network_only: bool = False
+    seen_ids: tuple[int, ...] = ()
+    served_ids: tuple[int, ...] = ()
+    history: dict[str, list] = dataclasses.field(default_factory=dict)  # engagement sequence
+
+    def user_history(self, num_actions: int, length: int) -> UserHistory:
+        """The most recent `length` history items as model input (actions < num_actions)."""
+        h = self.history
+        n = len(h.get("post_id", []))
+        lo = max(0, n - length)
+        actions = np.zeros((n - lo, num_actions), np.float32)
+        for i, acts in enumerate(h.get("actions", [])[lo:]):
+            for a in acts:
+                if a < num_actions:
+                    actions[i, a] = 1.0
+        return UserHistory(
+            user_id=self.user_id,
+            post_ids=np.asarray(h.get("post_id", [])[lo:], np.int64),
+            author_ids=np.asarray(h.get("author_id", [])[lo:], np.int64),
+            actions=actions,
+            product_surface=np.asarray(h.get("surface", [])[lo:], np.int32),
+            dwell_s=np.asarray(h.get("dwell_s", [])[lo:], np.float32),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for k, v in out.items():
+            if isinstance(v, tuple):
+                out[k] = list(v)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FeedQuery:
+        data = dict(data)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown query field(s): {', '.join(unknown)}")
+        data["resources"] = Resources(**data["resources"])
+        data["params"] = params_from_dict(data.get("params", {}))
+        for f in dataclasses.fields(cls):
+            if f.name in data and isinstance(data[f.name], list):
+                data[f.name] = tuple(data[f.name])
+        return cls(**data)
+
+
+# ---- query hydrators (one concern each; they run concurrently) -------------------------------
+
+
+@dataclasses.dataclass
+class UserFeaturesHydrator(StageDefaults):
+    """Viewer data: muted keywords, follower count, For You eligibility (unknown user: error)."""
+
+    world: WorldData
+
+    def hydrate(self, query: FeedQuery) -> dict[str, Any]:
+        row = self.world.user_row(query.user_id)
+        u = self.world.users
+        return {
+            "muted_keywords": tuple(u["muted_keywords"][row] or ()),
+            "follower_count": u["follower_count"][row],
+            "in_network_only": u["allow_for_you"][row] is False,
+        }
+
+
+@dataclasses.dataclass
+class SocialGraphHydrator(StageDefaults):
+    """One social-graph list of the viewer (follow, block, mute or subscribe edges)."""
+
+    world: WorldData
+    kind: str
+    field: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.field.split('_')[0].title()}UserIdsHydrator"
+
+    def hydrate(self, query: FeedQuery) -> dict[str, Any]:
+        return {self.field: tuple(int(x) for x in self.world.out_edges(query.user_id, self.kind))}
+
+
+@dataclasses.dataclass
+class ImpressionsHydrator(StageDefaults):
+    """seen_ids (client impressions up to now) and served_ids (served within the last 10 min,
+    newest first, at most 100)."""
+
+    world: WorldData
+
+    def hydrate(self, query: FeedQuery) -> dict[str, Any]:
+        p = query.params
+        t = read_table(self.world.path, "impressions", filters=[("user_id", "=", query.user_id)])
+        t = t.filter(pc.less_equal(t.column("event_ms"), query.now_ms))
+        kind = t.column("kind").to_pylist()
+        ids, ms = t.column("post_id").to_numpy(), t.column("event_ms").to_numpy()
+        seen = ids[np.array([k == "seen" for k in kind], bool)] if len(kind) else ids
+        served_mask = np.array([k == "served" for k in kind], bool) if len(kind) else ids > 0
+        served_mask &= ms >= query.now_ms - p.served_window_ms
+        order = np.argsort(-ms[served_mask], kind="stable")
+        served = ids[served_mask][order][: p.served_max_ids]
+        return {
+            "seen_ids": tuple(int(x) for x in np.unique(seen)),
+            "served_ids": tuple(int(x) for x in served),
+        }
+
+
+@dataclasses.dataclass
+class SequenceHydrator(StageDefaults):
+    """The engagement sequence up to now: one item per engaged post, oldest first, the most
+    recent `length` kept (the models' history length)."""
+
+    world: WorldData
+    length: int
+    num_actions: int = 64
+
+    def hydrate(self, query: FeedQuery) -> dict[str, Any]:
+        seq = load_sequences(self.world.path, self.num_actions, until_ms=query.now_ms,
+                             user_id=query.user_id)  # fmt: skip
+        i = seq.index_of(query.user_id)
+        if i < 0:
+            return {"history": {}}
+        sl = seq.user_slice(i)
+        lo = max(sl.start, sl.stop - self.length)
+        sl = slice(lo, sl.stop)
+        return {
+            "history": {
+                "post_id": seq.post_id[sl].tolist(),
+                "author_id": seq.author_id[sl].tolist(),
+                "time_ms": seq.time_ms[sl].tolist(),
+                "actions": [np.flatnonzero(a).tolist() for a in seq.actions[sl]],
+                "dwell_s": [round(float(x), 3) for x in seq.dwell_s[sl]],
+                "surface": seq.surface[sl].tolist(),
+            }
+        }
+
+
+def query_hydrators(world: WorldData, history_length: int) -> list:
+    return [
+        UserFeaturesHydrator(world),
+        SocialGraphHydrator(world, "follow", "followed_ids"),
+        SocialGraphHydrator(world, "block", "blocked_ids"),
+        SocialGraphHydrator(world, "mute", "muted_ids"),
+        SocialGraphHydrator(world, "subscribe", "subscribed_ids"),
+        ImpressionsHydrator(world),
+        SequenceHydrator(world, history_length),
+    ]

@@ -1,0 +1,137 @@
+"""`xfeed data synth`, `xfeed train`, `xfeed index build`, `xfeed eval`: worlds and training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from phoenix.config import ModelType, Preset
+from phoenix.train import TrainConfig
+from pipeline.evaluation import evaluate
+from pipeline.index import build_index
+from pipeline.synth import SynthConfig, synth_world
+from pipeline.training import train_model
+from xfeed_cli.console import dumps, err, out, write_lines
+from xfeed_cli.device import use_device
+from xfeed_cli.options import DeviceOpt, JsonOpt, SeedOpt
+
+data_app = typer.Typer(help="Synthetic worlds.", no_args_is_help=True)
+index_app = typer.Typer(help="Retrieval corpora.", no_args_is_help=True)
+WorldOpt = Annotated[Path, typer.Option("--world", help="World directory.")]
+CkptOpt = Annotated[Path, typer.Option("--checkpoint", help="Checkpoint directory.")]
+
+
+@data_app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Option("--out", help="World directory to write.")],
+    users: Annotated[int, typer.Option(min=20, help="Number of accounts.")] = 2000,
+    seed: SeedOpt = 0,
+    days: Annotated[float, typer.Option(min=0.5, help="Days of posts.")] = 3.0,
+) -> None:
+    """Write a synthetic world (data.md tables); the same seed gives the same bytes."""
+    with err.status(f"synthesising {users} users …"):
+        meta = synth_world(out_dir, SynthConfig(users=users, seed=seed, days=days))
+    rows = ", ".join(f"{k} {v:,}" for k, v in meta["rows"].items())
+    err.print(f"wrote {out_dir}: {rows}", highlight=False)
+
+
+def train(
+    model: Annotated[ModelType, typer.Argument(help="ranker or retrieval")],
+    world: WorldOpt,
+    ckpt_out: Annotated[Path, typer.Option("--out", help="Checkpoint directory (bundle).")],
+    preset: Annotated[Preset, typer.Option(help="Architecture preset.")] = Preset.TINY,
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = TrainConfig.steps,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Train one model on a world's training split; writes CKPT/<model> (xfeed format)."""
+    use_device(device)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[loss]}"),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(f"train {model}", total=steps, loss="")
+
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, loss=f"loss {loss:.4f}")
+
+        meta = train_model(
+            model,
+            world,
+            ckpt_out,
+            preset=preset,
+            train_config=TrainConfig(steps=steps, seed=seed),
+            progress=progress,
+        )
+    err.print(
+        f"wrote {ckpt_out / str(model)}: {meta['examples']:,} examples, {meta['steps']} steps, "
+        f"loss {meta['initial_loss']:.4f} -> {meta['final_loss']:.4f} ({meta['seconds']:.0f} s)",
+        highlight=False,
+    )
+
+
+@index_app.command("build")
+def index_build(
+    checkpoint: CkptOpt,
+    world: WorldOpt,
+    corpus_out: Annotated[
+        Path | None, typer.Option("--out", help="Default WORLD/corpus.safetensors")
+    ] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Embed every live post of a world with the checkpoint's candidate tower."""
+    use_device(device)
+    target = corpus_out or world / "corpus.safetensors"
+    header = build_index(checkpoint, world, target)
+    err.print(f"wrote {target}: {header['posts']:,} posts", highlight=False)
+
+
+def eval_command(
+    checkpoint: CkptOpt,
+    world: WorldOpt,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Held-out quality of a checkpoint with baselines (AUC, log-loss, NDCG@10, HR@10, recall)."""
+    use_device(device)
+    report = evaluate(checkpoint, world, seed)
+    if as_json:
+        write_lines([dumps(report)], None)
+        return
+    if "ranker" in report:
+        r = report["ranker"]
+        p = r["protocol"]
+        out.print(
+            f"[bold]Ranker[/] — {p['split']}; candidates: {p['candidates']} "
+            f"({p['held_out_items']:,} items, {p['users']:,} users)"
+        )
+        table = Table("head", "positives", "AUC", "log-loss", title_justify="left")
+        for h in r["heads"]:
+            table.add_row(
+                h["head"], f"{h['positives']:,}", f"{h['auc']:.3f}", f"{h['log_loss']:.4f}"
+            )
+        out.print(table)
+        table = Table(
+            "system",
+            "NDCG@10",
+            "HR@10",
+            "users",
+            title=f"Ranking held-out favorites by {p['ranking_score']}",
+            title_justify="left",
+        )
+        for name, m in r["ranking"].items():
+            table.add_row(name, f"{m['ndcg@10']:.4f}", f"{m['hr@10']:.4f}", f"{m['users']:,}")
+        out.print(table)
+    if "retrieval" in report:
+        r = report["retrieval"]
+        p = r["protocol"]
+        table = Table("system", f"recall@{p['k']}", title=(
+            f"Retrieval — corpus {p['corpus']}; relevant: {p['relevant']}; {p['users']:,} users"
+        ), title_justify="left")  # fmt: skip
+        for name, v in r["recall"].items():
+            table.add_row(name, f"{v:.4f}")
+        out.print(table)
