@@ -136,6 +136,7 @@ class CandidatePipeline(Generic[Q, C]):
     filters: list = dataclasses.field(default_factory=list)
     scorers: list = dataclasses.field(default_factory=list)
     selector: Any = None
+    post_selection_hydrators: list = dataclasses.field(default_factory=list)
     post_selection_filters: list = dataclasses.field(default_factory=list)
     side_effects: list = dataclasses.field(default_factory=list)
     result_size: int | None = None
@@ -184,10 +185,13 @@ class CandidatePipeline(Generic[Q, C]):
                 self._fail(result, "source", s.name, value)
         return out
 
-    def hydrate(self, query: Q, candidates: list[C], result: PipelineResult) -> list[C]:
+    def hydrate(
+        self, query: Q, candidates: list[C], result: PipelineResult, hydrators: list | None = None
+    ) -> list[C]:
         """Hydrators see the same snapshot (may run concurrently); applied in declaration order,
         each owning its fields: later hydrators' owned fields are merged onto the result."""
-        enabled = [h for h in self.hydrators if h.enable(query)]
+        hydrators = self.hydrators if hydrators is None else hydrators
+        enabled = [h for h in hydrators if h.enable(query)]
         outcomes = self._parallel([lambda h=h: h.hydrate(query, candidates) for h in enabled])
         merged = list(candidates)
         for h, (ok, value, took) in zip(enabled, outcomes, strict=True):
@@ -254,6 +258,19 @@ class CandidatePipeline(Generic[Q, C]):
         self._timed(result, f"selector:{self.selector.name}", t0)
         return res
 
+    def post_select(
+        self, query: Q, sel: SelectResult[C], result: PipelineResult
+    ) -> tuple[list[C], list[C]]:
+        """Post-selection hydration and filters on the selected, then truncation."""
+        final = self.hydrate(query, sel.selected, result, self.post_selection_hydrators)
+        final = self.run_filters(query, final, self.post_selection_filters,
+                                 "post_selection_filter", result)  # fmt: skip
+        non_selected = list(sel.non_selected)
+        if self.result_size is not None and len(final) > self.result_size:
+            non_selected += final[self.result_size :]
+            final = final[: self.result_size]
+        return final, non_selected
+
     def execute(self, query: Q) -> PipelineResult[Q, C]:
         result: PipelineResult = PipelineResult(query)
         t0 = time.perf_counter()
@@ -265,12 +282,7 @@ class CandidatePipeline(Generic[Q, C]):
         kept = self.run_scorers(query, kept, result)
         result.scored = list(kept)
         sel = self.select(query, kept, result)
-        final = self.run_filters(query, sel.selected, self.post_selection_filters,
-                                 "post_selection_filter", result)  # fmt: skip
-        non_selected = list(sel.non_selected)
-        if self.result_size is not None and len(final) > self.result_size:
-            non_selected += final[self.result_size :]
-            final = final[: self.result_size]
+        final, non_selected = self.post_select(query, sel, result)
         result.selected, result.non_selected = final, non_selected
         for effect in self.side_effects:
             if effect.enable(query):

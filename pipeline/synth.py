@@ -56,8 +56,8 @@ VIDEO_RATES: dict[A, float] = {
 QUOTE_RATES: dict[A, float] = {A.CLIENT_QUOTED_TWEET_CLICK: 0.08}
 FOLLOW_RATE = (A.CLIENT_TWEET_FOLLOW_AUTHOR, 0.03)  # only for authors not yet followed
 NEGATIVE_RATES: dict[A, float] = {
-    A.CLIENT_TWEET_NOT_INTERESTED_IN: 0.025, A.CLIENT_TWEET_MUTE_AUTHOR: 0.004,
-    A.CLIENT_TWEET_BLOCK_AUTHOR: 0.003, A.CLIENT_TWEET_REPORT: 0.002,
+    A.CLIENT_TWEET_NOT_INTERESTED_IN: 0.006, A.CLIENT_TWEET_MUTE_AUTHOR: 0.0008,
+    A.CLIENT_TWEET_BLOCK_AUTHOR: 0.0006, A.CLIENT_TWEET_REPORT: 0.0003,
 }  # fmt: skip
 DWELL_THRESHOLD_S = 10.0
 
@@ -138,7 +138,8 @@ def _make_edges(
         match = u.pref[i][u.primary]  # [U] this user's preference for each author's topic
         p = popularity * (0.2 + 4.0 * match)
         p[i] = 0
-        k = int(np.clip(rng.lognormal(np.log(cfg.follows_mean), 0.7), 3, min(400, n - 1)))
+        k = int(np.clip(rng.lognormal(np.log(cfg.follows_mean), 0.7), 3, min(400, n // 2)))
+        k = min(k, int(np.count_nonzero(p)))
         dsts = rng.choice(n, size=k, replace=False, p=p / p.sum())
         following.append(dsts)
         add(i, dsts, "follow")
@@ -146,7 +147,8 @@ def _make_edges(
             add(i, rng.choice(dsts, size=min(len(dsts), rng.integers(1, 3)), replace=False), "mute")
         if rng.random() < 0.03:
             others = np.setdiff1d(np.arange(n), np.r_[dsts, i])
-            add(i, rng.choice(others, size=rng.integers(1, 4), replace=False), "block")
+            size = min(len(others), int(rng.integers(1, 4)))
+            add(i, rng.choice(others, size=size, replace=False), "block")
     creators = np.flatnonzero(u.sub_creator)
     for i in range(n):
         if len(creators) and rng.random() < 0.05:

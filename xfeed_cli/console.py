@@ -26,6 +26,8 @@ from checkpoints.errors import CheckpointError
 from phoenix.device import DeviceUnavailableError
 from phoenix.params import ParamMismatchError
 from pipeline.candidates import CandidateStreamError
+from pipeline.framework import PipelineError
+from pipeline.params import ParamsError
 from pipeline.world import WorldError
 from thunder.errors import ThunderError
 
@@ -46,6 +48,8 @@ KNOWN_ERRORS: tuple[type[BaseException], ...] = (
     ThunderError,
     WorldError,
     CandidateStreamError,
+    ParamsError,
+    PipelineError,
     FileNotFoundError,
 )
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from xfeed_cli.commands import ckpt, data, phoenix, thunder
+from xfeed_cli.commands import ckpt, data, feed, phoenix, thunder
 from xfeed_cli.console import XFeedGroup, setup_logging
 
 app = typer.Typer(
@@ -17,6 +17,15 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+app.command("rank")(feed.rank)
+app.command("retrieve")(feed.retrieve)
+app.command("hydrate")(feed.hydrate)
+app.command("filter")(feed.filter_command)
+app.command("score")(feed.score)
+app.command("select")(feed.select)
+app.command("post-filter")(feed.post_filter)
+app.command("explain")(feed.explain)
+app.command("whatif")(feed.whatif)
 app.add_typer(ckpt.app, name="ckpt")
 app.add_typer(phoenix.app, name="phoenix")
 app.add_typer(thunder.app, name="thunder")

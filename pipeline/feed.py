@@ -1,0 +1,208 @@
+"""The For You pipeline, assembled: `rank` end to end, one function per stage for the JSONL
+chain (`retrieve | filter | score | select | post-filter` equals `rank`), `explain`, `whatif`.
+
+Stage order and components follow the January 2026 home-mixer (homemixer_spec.md §2–§9,
+10b) with the August additions xfeed has data for; see the README for what is implemented,
+adapted or left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any
+
+from checkpoints.corpus import load_corpus
+from checkpoints.formats import load_model
+from filters import post_selection_filters, pre_scoring_filters
+from phoenix.config import ModelType
+from phoenix.runtime import Ranker, Retriever
+from pipeline import hydrators as h
+from pipeline import scorers as s
+from pipeline.candidates import PostCandidate
+from pipeline.framework import CandidatePipeline, PipelineResult, SelectResult
+from pipeline.params import FeedParams
+from pipeline.query import FeedQuery, Resources, query_hydrators
+from pipeline.selector import TopKScoreSelector
+from pipeline.sources import PhoenixRetrievalSource, ThunderSource, default_corpus_path
+from pipeline.world import WorldData, read_world_json
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLED = Resources(
+    world=str(REPO / "data" / "samples" / "world"),
+    checkpoint=str(REPO / "data" / "samples" / "checkpoint"),
+    snapshot=str(REPO / "data" / "samples" / "world" / "thunder"),
+    corpus=None,
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _world(path: str) -> WorldData:
+    return WorldData(path)
+
+
+@functools.lru_cache(maxsize=4)
+def _models(checkpoint: str, corpus: str) -> tuple[Ranker, Retriever, Any]:
+    ranker = Ranker(load_model(checkpoint, ModelType.RANKER)[0])
+    retriever = Retriever(load_model(checkpoint, ModelType.RETRIEVAL)[0])
+    return ranker, retriever, load_corpus(corpus)
+
+
+def build_pipeline(query: FeedQuery) -> CandidatePipeline:
+    r, p = query.resources, query.params
+    world = _world(r.world)
+    ranker, retriever, corpus = _models(r.checkpoint, default_corpus_path(query))
+    history_length = max(ranker.config.history_seq_len, retriever.config.history_seq_len)
+    return CandidatePipeline(
+        query_hydrators=query_hydrators(world, history_length),
+        sources=[ThunderSource(), PhoenixRetrievalSource(retriever, corpus)],
+        hydrators=[
+            h.InNetworkHydrator(),
+            h.CoreDataHydrator(world),
+            h.MediaHydrator(world),
+            h.SubscriptionHydrator(world),
+            h.AuthorHydrator(world),
+            h.SocialContextHydrator(world),
+            h.EngagementCountsHydrator(world),
+        ],  # fmt: skip
+        filters=pre_scoring_filters(p.max_post_age_ms),
+        scorers=[
+            s.PhoenixScorer(ranker),
+            s.WeightedScorer(),
+            s.NewAuthorBoostScorer(),
+            s.AuthorDiversityScorer(),
+            s.OONScorer(),
+        ],  # fmt: skip
+        selector=TopKScoreSelector(),
+        post_selection_hydrators=[h.VisibilityHydrator(world)],
+        post_selection_filters=post_selection_filters(),
+        result_size=p.result_size,
+        lenient=query.lenient,
+    )
+
+
+def new_query(
+    user_id: int,
+    resources: Resources = BUNDLED,
+    params: FeedParams | None = None,
+    now_ms: int | None = None,
+    lenient: bool = False,
+) -> FeedQuery:
+    """An unhydrated query; the request time defaults to the world's as_of_ms."""
+    now = int(read_world_json(resources.world)["as_of_ms"]) if now_ms is None else int(now_ms)
+    return FeedQuery(user_id=int(user_id), now_ms=now, resources=resources,
+                     params=params or FeedParams(), lenient=lenient)  # fmt: skip
+
+
+def rank(query: FeedQuery) -> PipelineResult:
+    """The whole pipeline for one request."""
+    return build_pipeline(query).execute(query)
+
+
+# ---- one function per stage (the JSONL chain) -------------------------------------------------
+
+
+def retrieve(query: FeedQuery) -> tuple[FeedQuery, list[PostCandidate], PipelineResult]:
+    """Query hydration, sources and candidate hydration."""
+    pipe = build_pipeline(query)
+    result: PipelineResult = PipelineResult(query)
+    query = pipe.hydrate_query(query, result)
+    cands = pipe.hydrate(query, pipe.fetch(query, result), result)
+    return query, cands, result
+
+
+def hydrate(query: FeedQuery, cands: list[PostCandidate]):
+    pipe = build_pipeline(query)
+    result: PipelineResult = PipelineResult(query)
+    return pipe.hydrate(query, cands, result), result
+
+
+def filter_stage(query: FeedQuery, cands: list[PostCandidate]):
+    pipe = build_pipeline(query)
+    result: PipelineResult = PipelineResult(query)
+    return pipe.run_filters(query, cands, pipe.filters, "filter", result), result
+
+
+def score(query: FeedQuery, cands: list[PostCandidate]):
+    pipe = build_pipeline(query)
+    result: PipelineResult = PipelineResult(query)
+    return pipe.run_scorers(query, cands, result), result
+
+
+def select(query: FeedQuery, cands: list[PostCandidate]):
+    pipe = build_pipeline(query)
+    result: PipelineResult = PipelineResult(query)
+    return pipe.select(query, cands, result), result
+
+
+def post_filter(query: FeedQuery, cands: list[PostCandidate]):
+    pipe = build_pipeline(query)
+    result: PipelineResult = PipelineResult(query)
+    final, _ = pipe.post_select(query, SelectResult(cands, []), result)
+    return final, result
+
+
+# ---- explain and what-if ---------------------------------------------------------------------
+
+
+def explain(query: FeedQuery, post_id: int) -> dict[str, Any]:
+    """Why a post is where it is: its score breakdown and rank, or the stage that removed it."""
+    res = rank(query)
+    q = res.query
+    for r in res.removed:
+        if r.candidate.post_id == post_id:
+            return {"post_id": post_id, "outcome": "removed", "stage": r.stage,
+                    "component": r.component, "reason": r.reason,
+                    "candidate": r.candidate.to_json()}  # fmt: skip
+    scored = {c.post_id: c for c in res.scored}
+    if post_id not in scored:
+        return {"post_id": post_id, "outcome": "not retrieved",
+                "reason": "no source returned it (not in-network for this viewer, not in the "
+                          "retrieval top-K, or already seen)"}  # fmt: skip
+    c = scored[post_id]
+    weights = s.head_weights(c, q)
+    probs = c.probs or {}
+    heads = [
+        {"head": head, "probability": probs.get(head), "weight": weights[head],
+         "contribution": probs.get(head, 0.0) * weights[head]}
+        for head in weights if head in probs or weights[head] != 0
+    ]  # fmt: skip
+    parts = s.weighted_parts(c, q)
+    pos = sum(v for v in parts.values() if v >= 0)
+    neg = sum(-v for v in parts.values() if v < 0)
+    final_ids = [x.post_id for x in res.selected]
+    ordered = sorted(res.scored, key=lambda x: (x.score is None, -(x.score or 0), -x.post_id))
+    return {
+        "post_id": post_id,
+        "outcome": "served" if post_id in final_ids else "not selected",
+        "feed_position": final_ids.index(post_id) + 1 if post_id in final_ids else None,
+        "pool_rank": [x.post_id for x in ordered].index(post_id) + 1,
+        "pool_size": len(ordered),
+        "heads": heads,
+        "missing_heads": [hd for hd in weights if hd not in probs and hd != "dwell_time"],
+        "positive": pos, "negative": neg, "combined": pos - neg,
+        "weighted_score": c.weighted_score,
+        "cold_start_boosted": c.cold_start_boosted,
+        "diversity_multiplier": c.diversity_multiplier,
+        "oon_multiplier": c.oon_multiplier,
+        "final_score": c.score,
+        "candidate": c.to_json(),
+    }  # fmt: skip
+
+
+def whatif(query: FeedQuery, params_a: FeedParams, params_b: FeedParams) -> dict[str, Any]:
+    """The two slates under two parameter sets, and what moved, entered or left."""
+    a = rank(dataclasses.replace(query, params=params_a))
+    b = rank(dataclasses.replace(query, params=params_b))
+    ia = [c.post_id for c in a.selected]
+    ib = [c.post_id for c in b.selected]
+    moved = [{"post_id": p, "from": ia.index(p) + 1, "to": ib.index(p) + 1}
+             for p in ib if p in ia and ia.index(p) != ib.index(p)]  # fmt: skip
+    return {
+        "a": [c.to_json() for c in a.selected],
+        "b": [c.to_json() for c in b.selected],
+        "moved": moved,
+        "entered": [p for p in ib if p not in ia],
+        "left": [p for p in ia if p not in ib],
+    }

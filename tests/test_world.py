@@ -1,0 +1,153 @@
+"""Synthetic worlds, the time split, metrics, training and evaluation (on tiny worlds)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from phoenix.train import TrainConfig
+from pipeline import metrics
+from pipeline.sequences import load_sequences, split_points
+from pipeline.synth import SynthConfig, synth_world
+from pipeline.training import model_config, ranker_examples, retrieval_examples, train_model
+from xfeed_cli.main import app
+
+SCHEMA = {
+    "posts": ["event", "event_ms", "post_id", "author_id", "created_ms", "in_reply_to_post_id",
+              "in_reply_to_user_id", "conversation_id", "source_post_id", "source_user_id",
+              "quoted_post_id", "quoted_user_id", "video_duration_ms", "has_media",
+              "subscription_only", "text", "language", "topics", "labels"],
+    "users": ["user_id", "screen_name", "created_ms", "follower_count", "is_nsfw",
+              "muted_keywords", "allow_for_you", "country", "language"],
+    "edges": ["src_user_id", "dst_user_id", "kind", "created_ms"],
+    "engagements": ["user_id", "post_id", "author_id", "action", "event_ms", "dwell_s",
+                    "product_surface"],
+    "impressions": ["user_id", "post_id", "kind", "event_ms"],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("world") / "w"
+    synth_world(out, SynthConfig(users=120, seed=3))
+    return out
+
+
+def test_synth_is_deterministic_byte_for_byte(tmp_path):
+    a = synth_world(tmp_path / "a", SynthConfig(users=40, seed=7))
+    b = synth_world(tmp_path / "b", SynthConfig(users=40, seed=7))
+    c = synth_world(tmp_path / "c", SynthConfig(users=40, seed=8))
+    assert a["content_hash"] == b["content_hash"] != c["content_hash"]
+    for name in SCHEMA:
+        assert (tmp_path / "a" / f"{name}.parquet").read_bytes() == (
+            tmp_path / "b" / f"{name}.parquet"
+        ).read_bytes()
+
+
+def test_world_tables_follow_the_data_contract(tiny_world):
+    for name, cols in SCHEMA.items():
+        schema = pq.read_schema(tiny_world / f"{name}.parquet")
+        assert schema.names == cols, name
+    assert pq.read_schema(tiny_world / "engagements.parquet").field("action").type == "int16"
+    meta = json.loads((tiny_world / "world.json").read_text())
+    assert {"as_of_ms", "seed", "rows", "content_hash"} <= meta.keys()
+
+
+def test_world_has_data_for_every_filter_and_scorer(tiny_world):
+    posts = pq.read_table(tiny_world / "posts.parquet")
+    creates = posts.filter(pc.equal(posts.column("event"), "create"))
+    col = lambda n: creates.column(n)  # noqa: E731
+    assert pc.sum(pc.is_valid(col("in_reply_to_post_id"))).as_py() > 0
+    assert pc.sum(pc.is_valid(col("source_post_id"))).as_py() > 0
+    assert pc.sum(pc.is_valid(col("quoted_post_id"))).as_py() > 0
+    video = col("video_duration_ms").drop_null().to_numpy()
+    assert (video < 5000).any() and (video > 10000).any()
+    assert pc.sum(col("subscription_only")).as_py() > 0
+    assert posts.filter(pc.equal(posts.column("event"), "delete")).num_rows > 0
+    labels = {x for row in col("labels").to_pylist() for x in row}
+    assert labels & {"spam", "violence", "gore"}
+    kinds = set(pq.read_table(tiny_world / "edges.parquet").column("kind").to_pylist())
+    assert kinds == {"follow", "block", "mute", "subscribe"}
+    users = pq.read_table(tiny_world / "users.parquet")
+    assert any(users.column("muted_keywords").to_pylist())
+    imp = set(pq.read_table(tiny_world / "impressions.parquet").column("kind").to_pylist())
+    assert imp == {"seen", "served"}
+    actions = set(pq.read_table(tiny_world / "engagements.parquet").column("action").to_pylist())
+    assert {
+        1,
+        4,
+        6,
+        11,
+        12,
+        17,
+    } <= actions  # fav, reply, retweet, dwelled, not dwelled, not interested
+
+
+def test_split_never_puts_a_held_out_item_in_training(tiny_world):
+    cfg = model_config("ranker")
+    seq = load_sequences(tiny_world, cfg.num_actions)
+    split = split_points(seq)
+    from phoenix import hashing
+
+    held_rows = set()
+    for u in range(len(seq.user_ids)):
+        for i in range(split[u], seq.offsets[u + 1]):
+            held_rows.add((u, tuple(hashing.item_rows(seq.post_id[i], cfg.hash).tolist())))
+    ex = ranker_examples(seq, cfg, split)
+    user_of = {int(hashing.user_rows(uid, cfg.hash)[0]): u for u, uid in enumerate(seq.user_ids)}
+    for k in range(len(ex["labels"])):
+        u = user_of[int(ex["user_hashes"][k, 0])]
+        for rows in (ex["candidate_post_hashes"][k], ex["history_post_hashes"][k]):
+            for r in rows[rows[:, 0] != 0]:  # both hashes: a collision of both is negligible
+                assert (u, tuple(r.tolist())) not in held_rows
+    rex = retrieval_examples(seq, cfg, split)
+    for k in range(len(rex["pos_post"])):
+        u = user_of[int(rex["user_hashes"][k, 0])]
+        assert (u, tuple(rex["pos_post"][k].tolist())) not in held_rows
+
+
+def test_metrics_against_hand_computed_values():
+    assert metrics.auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert metrics.auc([0.5, 0.5], [0, 1]) == pytest.approx(0.5)  # ties count half
+    assert np.isnan(metrics.auc([0.1, 0.2], [1, 1]))
+    assert metrics.log_loss([0.9, 0.2], [1, 0]) == pytest.approx(-(np.log(0.9) + np.log(0.8)) / 2)
+    # relevant at ranks 2 and 3: DCG = 1/log2(3) + 1/log2(4); IDCG = 1 + 1/log2(3)
+    ndcg = metrics.ndcg_at_k(np.array([3.0, 2.0, 1.0]), np.array([0, 1, 1]), 10)
+    assert ndcg == pytest.approx((1 / np.log2(3) + 0.5) / (1 + 1 / np.log2(3)))
+    assert metrics.hit_rate_at_k(np.array([3.0, 2.0, 1.0]), np.array([0, 0, 1]), 2) == 0.0
+    assert metrics.hit_rate_at_k(np.array([3.0, 2.0, 1.0]), np.array([0, 0, 1]), 3) == 1.0
+    assert metrics.recall_at_k(np.array([5, 6, 7]), np.array([6, 9])) == 0.5
+
+
+def test_a_few_training_steps_lower_the_loss(tiny_world, tmp_path):
+    tc = TrainConfig(steps=60, batch_size=16, learning_rate=1e-2)
+    meta = train_model("ranker", tiny_world, tmp_path / "ck", train_config=tc)
+    assert meta["final_loss"] < meta["initial_loss"] * 0.8
+    meta = train_model("retrieval", tiny_world, tmp_path / "ck", train_config=tc)
+    assert meta["final_loss"] < meta["initial_loss"]
+    cfg = json.loads((tmp_path / "ck" / "ranker" / "config.json").read_text())
+    assert cfg["provenance"]["world_hash"] and cfg["provenance"]["steps"] == 60
+
+
+def test_cli_synth_train_index_eval(tmp_path, runner):
+    w, ck = tmp_path / "w", tmp_path / "ck"
+    assert runner.invoke(app, ["data", "synth", "--out", str(w), "--users", "60", "--seed", "1"]
+                         ).exit_code == 0  # fmt: skip
+    for model in ("ranker", "retrieval"):
+        res = runner.invoke(app, ["train", model, "--world", str(w), "--out", str(ck),
+                                  "--steps", "5", "--device", "cpu"])  # fmt: skip
+        assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["index", "build", "--checkpoint", str(ck), "--world", str(w)])
+    assert res.exit_code == 0 and (w / "corpus.safetensors").exists()
+    res = runner.invoke(app, ["eval", "--checkpoint", str(ck), "--world", str(w), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert {"model", "random", "popularity", "recency"} == set(report["ranker"]["ranking"])
+    assert "author-follow" in report["retrieval"]["recall"]
+    assert report["ranker"]["protocol"]["split"].startswith("last 20%")
+    res = runner.invoke(app, ["eval", "--checkpoint", str(ck), "--world", str(w)])
+    assert "NDCG@10" in res.stdout and "recall@100" in res.stdout

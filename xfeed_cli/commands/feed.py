@@ -1,0 +1,269 @@
+"""`xfeed rank`, the stage commands (`retrieve`, `hydrate`, `filter`, `score`, `select`,
+`post-filter`), `explain` and `whatif`."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline import feed
+from pipeline.candidates import PostCandidate, dump_stream, parse_stream
+from pipeline.params import load_params
+from pipeline.query import FeedQuery, Resources
+from thunder.timespec import parse_time_ms
+from xfeed_cli.console import InputError, dumps, err, out, write_lines
+from xfeed_cli.device import use_device
+from xfeed_cli.options import DeviceOpt, JsonOpt, OutOpt
+
+UserOpt = Annotated[int, typer.Option("--user", help="Viewer user id.")]
+WorldOpt = Annotated[Path | None, typer.Option("--world", help="World (default: bundled).")]
+CkptOpt = Annotated[Path | None, typer.Option("--checkpoint", help="Checkpoint bundle.")]
+SnapOpt = Annotated[Path | None, typer.Option("--snapshot", help="Thunder snapshot.")]
+CorpusOpt = Annotated[Path | None, typer.Option("--corpus", help="Retrieval corpus.")]
+NowOpt = Annotated[str | None, typer.Option("--now", help="Request time: ms or ISO-8601.")]
+WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="TOML overrides of params.")]
+TopKOpt = Annotated[int | None, typer.Option("--top-k", min=1, help="Feed size (default 35).")]
+LenientOpt = Annotated[bool, typer.Option("--lenient", help="Fail open, as upstream.")]
+InOpt = Annotated[Path | None, typer.Option("--in", help="Candidate JSONL (default: stdin).")]
+
+
+def _resources(world, checkpoint, snapshot, corpus) -> Resources:
+    b = feed.BUNDLED
+    if world is not None and snapshot is None:
+        snap = world / "thunder"
+        snapshot = snap if snap.exists() else None
+        snapshot_str = str(snapshot) if snapshot else None
+    else:
+        snapshot_str = str(snapshot) if snapshot is not None else b.snapshot
+    return Resources(
+        world=str(world) if world else b.world,
+        checkpoint=str(checkpoint) if checkpoint else b.checkpoint,
+        snapshot=snapshot_str,
+        corpus=str(corpus) if corpus else None,
+    )
+
+
+def _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient) -> FeedQuery:
+    params = load_params(weights)
+    if top_k is not None:
+        params = dataclasses.replace(params, result_size=top_k, top_k=max(params.top_k, top_k))
+    if user <= 0:
+        raise InputError("--user must be a positive id")
+    res = _resources(world, checkpoint, snapshot, corpus)
+    return feed.new_query(user, res, params, parse_time_ms(now) if now else None, lenient)
+
+
+def _stream_out(query: FeedQuery, cands: list[PostCandidate], path: Path | None) -> None:
+    write_lines(dump_stream(query.to_json(), cands), path)
+
+
+def _stream_in(path: Path | None) -> tuple[FeedQuery, list[PostCandidate]]:
+    if path is not None and not path.exists():
+        raise InputError(f"{path}: candidate file not found")
+    lines = path.read_text().splitlines() if path else sys.stdin.read().splitlines()
+    q, cands = parse_stream(lines)
+    try:
+        return FeedQuery.from_json(q), cands
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"bad query line: {exc}") from exc
+
+
+def _summary(result, label: str) -> None:
+    counts = ", ".join(f"{k.split(':')[1]} {v}" for k, v in result.counts.items() if v)
+    total = sum(v for k, v in result.timings_ms.items() if k != "total")
+    err.print(f"{label}: {counts or 'nothing removed'} ({total:.0f} ms)", highlight=False)
+
+
+def _render(result, query: FeedQuery) -> None:
+    table = Table(title=f"For You — user {query.user_id}", title_justify="left")
+    for col, just in (("#", "right"), ("post id", "left"), ("author", "left"), ("net", "left"),
+                      ("source", "left"), ("score", "right"), ("top actions", "left"),
+                      ("text", "left")):  # fmt: skip
+        table.add_column(col, justify=just, no_wrap=col in ("post id", "score"))
+    for i, c in enumerate(result.selected, start=1):
+        probs = sorted((c.probs or {}).items(), key=lambda kv: -kv[1])[:3]
+        top = " ".join(f"{k} {v:.2f}" for k, v in probs)
+        text = c.text or (f"RT of {c.source_post_id}" if c.source_post_id else "")
+        table.add_row(str(i), str(c.post_id), str(c.author_id),
+                      "in" if c.in_network else "out", c.source, f"{c.score:.4g}", top,
+                      escape(text[:48]))  # fmt: skip
+    out.print(table)
+    sources = ", ".join(f"{k.split(':')[1]} {v}" for k, v in result.counts.items()
+                        if k.startswith("source:"))  # fmt: skip
+    removed = len(result.removed)
+    err.print(
+        f"retrieved {len(result.retrieved)} ({sources}); removed {removed}; scored "
+        f"{len(result.scored)}; served {len(result.selected)}; {result.timings_ms['total']:.0f} ms",
+        highlight=False,
+    )
+
+
+def rank(
+    user: UserOpt,
+    world: WorldOpt = None,
+    checkpoint: CkptOpt = None,
+    snapshot: SnapOpt = None,
+    corpus: CorpusOpt = None,
+    now: NowOpt = None,
+    weights: WeightsOpt = None,
+    top_k: TopKOpt = None,
+    lenient: LenientOpt = False,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+    out_path: OutOpt = None,
+) -> None:
+    """The For You feed for one user: a ranked table, or candidate JSONL with --json."""
+    use_device(device)
+    q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient)
+    result = feed.rank(q)
+    if as_json or out_path:
+        _stream_out(result.query, result.selected, out_path)
+    else:
+        _render(result, result.query)
+
+
+def retrieve(
+    user: UserOpt,
+    world: WorldOpt = None,
+    checkpoint: CkptOpt = None,
+    snapshot: SnapOpt = None,
+    corpus: CorpusOpt = None,
+    now: NowOpt = None,
+    weights: WeightsOpt = None,
+    top_k: TopKOpt = None,
+    lenient: LenientOpt = False,
+    device: DeviceOpt = "auto",
+    out_path: OutOpt = None,
+) -> None:
+    """Query hydration, sources and candidate hydration -> candidate JSONL."""
+    use_device(device)
+    q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient)
+    q, cands, result = feed.retrieve(q)
+    _summary(result, f"retrieve: {len(cands)} candidates")
+    _stream_out(q, cands, out_path)
+
+
+def _stage(fn, label: str, src: Path | None, out_path: Path | None) -> None:
+    q, cands = _stream_in(src)
+    res, result = fn(q, cands)
+    kept = res.selected if hasattr(res, "selected") else res
+    _summary(result, f"{label}: {len(cands)} -> {len(kept)}")
+    _stream_out(q, kept, out_path)
+
+
+def hydrate(src: InOpt = None, out_path: OutOpt = None) -> None:
+    """Candidate hydration of a candidate stream."""
+    _stage(feed.hydrate, "hydrate", src, out_path)
+
+
+def filter_command(src: InOpt = None, out_path: OutOpt = None) -> None:
+    """Pre-scoring filters of a candidate stream."""
+    _stage(feed.filter_stage, "filter", src, out_path)
+
+
+def score(src: InOpt = None, device: DeviceOpt = "auto", out_path: OutOpt = None) -> None:
+    """Phoenix, weighted, diversity and out-of-network scoring of a candidate stream."""
+    use_device(device)
+    _stage(feed.score, "score", src, out_path)
+
+
+def select(src: InOpt = None, out_path: OutOpt = None) -> None:
+    """Top-K selection of a scored candidate stream."""
+    _stage(feed.select, "select", src, out_path)
+
+
+def post_filter(src: InOpt = None, out_path: OutOpt = None) -> None:
+    """Visibility, ancillary and conversation filters, then truncation to the feed size."""
+    _stage(feed.post_filter, "post-filter", src, out_path)
+
+
+def explain(
+    user: UserOpt,
+    post: Annotated[int, typer.Option("--post", help="Post id.")],
+    world: WorldOpt = None,
+    checkpoint: CkptOpt = None,
+    snapshot: SnapOpt = None,
+    corpus: CorpusOpt = None,
+    now: NowOpt = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Why a post ranks where it does, or which stage removed it and why."""
+    use_device(device)
+    q = _query(user, world, checkpoint, snapshot, corpus, now, weights, None, False)
+    e = feed.explain(q, post)
+    if as_json:
+        write_lines([dumps(e)], None)
+        return
+    if e["outcome"] in ("removed", "not retrieved"):
+        where = f" by {e['component']} ({e['stage']})" if e["outcome"] == "removed" else ""
+        out.print(f"post {post}: {e['outcome']}{where}: {e['reason']}", highlight=False)
+        return
+    table = Table(
+        "head",
+        "probability",
+        "weight",
+        "contribution",
+        title=f"post {post} for user {user}: {e['outcome']}",
+        title_justify="left",
+    )
+    for hd in e["heads"]:
+        p = "—" if hd["probability"] is None else f"{hd['probability']:.4f}"
+        table.add_row(hd["head"], p, f"{hd['weight']:g}", f"{hd['contribution']:+.4f}")
+    out.print(table)
+    pos = f"feed position {e['feed_position']}" if e["feed_position"] else "not in the feed"
+    out.print(
+        f"positive {e['positive']:.4f} − negative {e['negative']:.4f} = {e['combined']:+.4f} → "
+        f"weighted (offset) {e['weighted_score']:.4g}; diversity ×{e['diversity_multiplier']:.4g}; "
+        f"out-of-network ×{e['oon_multiplier'] or 1:g}; final {e['final_score']:.4g}; "
+        f"pool rank {e['pool_rank']} of {e['pool_size']}; {pos}",
+        highlight=False,
+    )
+    if e["missing_heads"]:
+        err.print(f"heads the checkpoint lacks (contribute 0): {', '.join(e['missing_heads'])}")
+
+
+def whatif(
+    user: UserOpt,
+    weights: Annotated[list[Path], typer.Option("--weights", help="A.toml [--weights B.toml]")],
+    world: WorldOpt = None,
+    checkpoint: CkptOpt = None,
+    snapshot: SnapOpt = None,
+    corpus: CorpusOpt = None,
+    now: NowOpt = None,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Two slates side by side: defaults (or A) vs A (or B), with moved/entered/left posts."""
+    use_device(device)
+    if not 1 <= len(weights) <= 2:
+        raise InputError("give one or two --weights files")
+    a = load_params(weights[0]) if len(weights) == 2 else load_params(None)
+    b = load_params(weights[-1])
+    q = _query(user, world, checkpoint, snapshot, corpus, now, None, None, False)
+    w = feed.whatif(q, a, b)
+    if as_json:
+        write_lines([dumps(w)], None)
+        return
+    names = ("defaults", weights[0].name) if len(weights) == 1 else tuple(p.name for p in weights)
+    table = Table("#", names[0], names[1], "change", title=f"what-if for user {user}",
+                  title_justify="left")  # fmt: skip
+    ia = [c["post_id"] for c in w["a"]]
+    for i in range(max(len(w["a"]), len(w["b"]))):
+        pa = ia[i] if i < len(ia) else None
+        pb = w["b"][i]["post_id"] if i < len(w["b"]) else None
+        change = (
+            "new"
+            if pb in w["entered"]
+            else (f"from #{ia.index(pb) + 1}" if pb in ia and ia.index(pb) != i else "")
+        )
+        table.add_row(str(i + 1), str(pa or ""), str(pb or ""), change)
+    out.print(table)
+    err.print(f"moved {len(w['moved'])}, entered {len(w['entered'])}, left {len(w['left'])}")
