@@ -88,10 +88,15 @@ class PostCandidate:
         return tuple(x for x in (self.post_id, self.source_post_id, self.in_reply_to_post_id) if x)
 
     def to_json(self) -> dict[str, Any]:
+        """Fields that differ from their defaults (so None, False and 0 stay distinct)."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name in ("post_id", "author_id") or v not in (None, 0, "", False, (), {}):
+            if (
+                f.name in ("post_id", "author_id")
+                or v != _DEFAULTS[f.name]
+                or type(v) is not type(_DEFAULTS[f.name])
+            ):
                 out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
 
@@ -110,6 +115,7 @@ class PostCandidate:
 
 
 _FIELDS = {f.name for f in dataclasses.fields(PostCandidate)}
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(PostCandidate)}
 _TUPLE_FIELDS = {"ancestors", "ancestor_users", "labels"}
 
 

@@ -28,6 +28,13 @@ def snowflake_ms(post_id: int) -> int | None:
     return (post_id >> 22) + SNOWFLAKE_EPOCH_MS
 
 
+def _world_column(world: WorldData, cands: Sequence[PostCandidate], column: str) -> np.ndarray:
+    """A core-data column of each candidate's post, read from the world (0 when unknown), so a
+    hydrator does not depend on another hydrator's output."""
+    rows = world.post_rows(np.array([c.post_id for c in cands], np.int64))
+    return np.where(rows >= 0, world.posts[column][np.maximum(rows, 0)], 0)
+
+
 @dataclasses.dataclass
 class InNetworkHydrator(StageDefaults):
     fields = ("in_network",)
@@ -84,7 +91,9 @@ class MediaHydrator(StageDefaults):
     fields = ("has_media", "video_duration_ms")
 
     def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
-        rows = self.world.post_rows(np.array([c.original_post_id for c in cands], np.int64))
+        source = _world_column(self.world, cands, "source_post_id")
+        ids = np.where(source != 0, source, [c.post_id for c in cands])
+        rows = self.world.post_rows(ids.astype(np.int64))
         video = self.world.posts["video_duration_ms"]
         return [dataclasses.replace(
             c, has_media=bool(self.world.has_media[r]) if r >= 0 else None,
@@ -136,17 +145,18 @@ class SocialContextHydrator(StageDefaults):
     def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
         v = query.user_id
         authors = np.array([c.author_id for c in cands], np.int64)
-        quoted = np.array([c.quoted_user_id for c in cands], np.int64)
+        quoted = _world_column(self.world, cands, "quoted_user_id")  # as upstream's QuoteHydrator
         blocks = self.world.has_edge(authors, v, "block")
         q_blocks = self.world.has_edge(quoted, v, "block")
         follows_me = self.world.has_edge(authors, v, "follow")
         followed = set(query.followed_ids)
         return [dataclasses.replace(
             c, author_blocks_viewer=bool(b),
-            quoted_author_blocks_viewer=bool(qb) if c.quoted_user_id else None,
+            quoted_author_blocks_viewer=bool(qb) if q else None,
             author_follows_viewer=bool(f),
             is_mutual_follow_author=bool(f) and c.author_id in followed,
-        ) for c, b, qb, f in zip(cands, blocks, q_blocks, follows_me, strict=True)]  # fmt: skip
+        ) for c, b, qb, f, q in zip(cands, blocks, q_blocks, follows_me, quoted,
+                                    strict=True)]  # fmt: skip
 
 
 @dataclasses.dataclass

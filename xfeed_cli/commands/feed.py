@@ -14,7 +14,7 @@ from rich.table import Table
 
 from pipeline import feed
 from pipeline.candidates import PostCandidate, dump_stream, parse_stream
-from pipeline.params import load_params
+from pipeline.params import HEADS, load_params
 from pipeline.query import FeedQuery, Resources
 from thunder.timespec import parse_time_ms
 from xfeed_cli.console import InputError, dumps, err, out, write_lines
@@ -97,11 +97,28 @@ def _render(result, query: FeedQuery) -> None:
     sources = ", ".join(f"{k.split(':')[1]} {v}" for k, v in result.counts.items()
                         if k.startswith("source:"))  # fmt: skip
     removed = len(result.removed)
+    have = set(result.scored[0].probs or {}) if result.scored else set()
+    lacking = [k for k, w in query.params.weights.items() if w and k in HEADS and k not in have]
+    if lacking:
+        err.print(f"heads the checkpoint lacks (contribute 0): {', '.join(lacking)}")
+    stages = ", ".join(f"{k.split(':')[0].replace('_', ' ')} {v:.0f} ms"
+                       for k, v in _stage_times(result.timings_ms).items())  # fmt: skip
+    err.print(f"timings: {stages}", highlight=False)
     err.print(
         f"retrieved {len(result.retrieved)} ({sources}); removed {removed}; scored "
         f"{len(result.scored)}; served {len(result.selected)}; {result.timings_ms['total']:.0f} ms",
         highlight=False,
     )
+
+
+def _stage_times(timings: dict[str, float]) -> dict[str, float]:
+    """Per-stage sums of the component timings."""
+    out: dict[str, float] = {}
+    for k, v in timings.items():
+        if k != "total":
+            stage = k.split(":")[0]
+            out[stage] = out.get(stage, 0.0) + v
+    return out
 
 
 def rank(
