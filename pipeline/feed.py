@@ -112,35 +112,30 @@ def retrieve(query: FeedQuery) -> tuple[FeedQuery, list[PostCandidate], Pipeline
     return query, cands, result
 
 
-def hydrate(query: FeedQuery, cands: list[PostCandidate]):
-    pipe = build_pipeline(query)
+def _run_stage(query: FeedQuery, run):
+    """Run one stage of the query's pipeline: `run(pipeline, result)`; returns (output, result)."""
     result: PipelineResult = PipelineResult(query)
-    return pipe.hydrate(query, cands, result), result
+    return run(build_pipeline(query), result), result
+
+
+def hydrate(query: FeedQuery, cands: list[PostCandidate]):
+    return _run_stage(query, lambda p, r: p.hydrate(query, cands, r))
 
 
 def filter_stage(query: FeedQuery, cands: list[PostCandidate]):
-    pipe = build_pipeline(query)
-    result: PipelineResult = PipelineResult(query)
-    return pipe.run_filters(query, cands, pipe.filters, "filter", result), result
+    return _run_stage(query, lambda p, r: p.run_filters(query, cands, p.filters, "filter", r))
 
 
 def score(query: FeedQuery, cands: list[PostCandidate]):
-    pipe = build_pipeline(query)
-    result: PipelineResult = PipelineResult(query)
-    return pipe.run_scorers(query, cands, result), result
+    return _run_stage(query, lambda p, r: p.run_scorers(query, cands, r))
 
 
 def select(query: FeedQuery, cands: list[PostCandidate]):
-    pipe = build_pipeline(query)
-    result: PipelineResult = PipelineResult(query)
-    return pipe.select(query, cands, result), result
+    return _run_stage(query, lambda p, r: p.select(query, cands, r))
 
 
 def post_filter(query: FeedQuery, cands: list[PostCandidate]):
-    pipe = build_pipeline(query)
-    result: PipelineResult = PipelineResult(query)
-    final, _ = pipe.post_select(query, SelectResult(cands, []), result)
-    return final, result
+    return _run_stage(query, lambda p, r: p.post_select(query, SelectResult(cands, []), r)[0])
 
 
 # ---- explain and what-if ---------------------------------------------------------------------
