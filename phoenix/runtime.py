@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from phoenix import hashing, ranker, retrieval
+from phoenix.cached import bucket, cached_probs_fn
 from phoenix.config import PhoenixConfig
 from phoenix.embeddings import EmbeddingTables
 from phoenix.inputs import UserHistory, embed_batch, make_batch
@@ -41,11 +42,21 @@ class PhoenixCheckpoint:
 
 
 class Ranker:
-    """The Phoenix ranker over one checkpoint."""
+    """The Phoenix ranker over one checkpoint.
 
-    def __init__(self, ckpt: PhoenixCheckpoint):
+    `path="reference"`: upstream's flow, chunks of `candidate_seq_len`, user+history recomputed
+    per chunk. `path="cached"`: user+history once, all candidates in one pass (phoenix.cached);
+    the same scores up to float rounding.
+    """
+
+    PATHS = ("reference", "cached")
+
+    def __init__(self, ckpt: PhoenixCheckpoint, path: str = "reference"):
         if not ckpt.config.is_ranker:
             raise ValueError("Ranker needs a ranker checkpoint")
+        if path not in self.PATHS:
+            raise ValueError(f"ranker path must be one of {self.PATHS}, got {path!r}")
+        self.path = path
         self.ckpt = ckpt
         self.config = ckpt.config
         self.params = unflatten(ckpt.params)
@@ -66,7 +77,10 @@ class Ranker:
         impression_ts: int | None = None,  # seconds
         creation_ts: np.ndarray | None = None,  # [N] seconds
     ) -> np.ndarray:
-        """Probabilities [N, A] (float32), reference chunked path."""
+        """Probabilities [N, A] (float32) of the N candidates, on this ranker's path."""
+        if self.path == "cached":
+            return self._rank_cached(history, post_ids, author_ids, product_surface,
+                                     impression_ts, creation_ts)  # fmt: skip
         cs = self.config.candidate_seq_len
         n = len(post_ids)
         out = np.zeros((n, self.config.num_actions), np.float32)
@@ -88,6 +102,25 @@ class Ranker:
         return out
 
 
+def _rank_cached_impl(
+    ranker, history, post_ids, author_ids, product_surface, impression_ts, creation_ts
+) -> np.ndarray:
+    n = len(post_ids)
+    if n == 0:
+        return np.zeros((0, ranker.config.num_actions), np.float32)
+    size = bucket(n, ranker.config.candidate_seq_len)
+    sl = slice(0, n)
+    batch = make_batch(
+        history, ranker.config,
+        _padded(post_ids, sl, size, np.int64), _padded(author_ids, sl, size, np.int64),
+        _padded(product_surface, sl, size, np.int32), impression_ts,
+        _padded(creation_ts, sl, size, np.int64),
+    )  # fmt: skip
+    emb = embed_batch(batch, ranker.ckpt.tables, ranker.config)
+    probs = cached_probs_fn(ranker.config)(ranker.params, batch, emb)
+    return np.asarray(probs[0, :n], np.float32)
+
+
 def _padded(a: np.ndarray | None, sl: slice, size: int, dtype: type) -> np.ndarray | None:
     """a[sl] zero-padded at the end to `size` entries (None stays None)."""
     if a is None:
@@ -96,6 +129,9 @@ def _padded(a: np.ndarray | None, sl: slice, size: int, dtype: type) -> np.ndarr
     part = np.asarray(a[sl], dtype)
     out[: len(part)] = part
     return out
+
+
+Ranker._rank_cached = _rank_cached_impl
 
 
 class Retriever:

@@ -43,8 +43,8 @@ def _world(path: str) -> WorldData:
 
 
 @functools.lru_cache(maxsize=4)
-def _models(checkpoint: str, corpus: str) -> tuple[Ranker, Retriever, Any]:
-    ranker = Ranker(load_model(checkpoint, ModelType.RANKER)[0])
+def _models(checkpoint: str, corpus: str, path: str) -> tuple[Ranker, Retriever, Any]:
+    ranker = Ranker(load_model(checkpoint, ModelType.RANKER)[0], path=path)
     retriever = Retriever(load_model(checkpoint, ModelType.RETRIEVAL)[0])
     return ranker, retriever, load_corpus(corpus)
 
@@ -52,7 +52,7 @@ def _models(checkpoint: str, corpus: str) -> tuple[Ranker, Retriever, Any]:
 def build_pipeline(query: FeedQuery) -> CandidatePipeline:
     r, p = query.resources, query.params
     world = _world(r.world)
-    ranker, retriever, corpus = _models(r.checkpoint, default_corpus_path(query))
+    ranker, retriever, corpus = _models(r.checkpoint, default_corpus_path(query), p.ranker)
     history_length = max(ranker.config.history_seq_len, retriever.config.history_seq_len)
     return CandidatePipeline(
         query_hydrators=query_hydrators(world, history_length),

@@ -73,6 +73,7 @@ class FeedParams:
     exclude_videos: bool = False
     top_k: int = 50
     result_size: int = 35
+    ranker: str = "cached"  # "cached" (user+history once) or "reference" (upstream's chunks)
 
     @property
     def positive_sum(self) -> float:
@@ -111,7 +112,11 @@ def params_from_dict(data: dict[str, Any], base: FeedParams | None = None) -> Fe
             changes["weights"] = weights
             continue
         current = getattr(base, key)
-        if isinstance(current, bool):
+        if key == "ranker":
+            if value not in ("cached", "reference"):
+                raise ParamsError("ranker must be 'cached' or 'reference'")
+            changes[key] = value
+        elif isinstance(current, bool):
             if not isinstance(value, bool):
                 raise ParamsError(f"{key} must be true or false")
             changes[key] = value

@@ -30,6 +30,9 @@ NowOpt = Annotated[str | None, typer.Option("--now", help="Request time: ms or I
 WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="TOML overrides of params.")]
 TopKOpt = Annotated[int | None, typer.Option("--top-k", min=1, help="Feed size (default 35).")]
 LenientOpt = Annotated[bool, typer.Option("--lenient", help="Fail open, as upstream.")]
+RankerOpt = Annotated[
+    str | None, typer.Option("--ranker", help="cached (default) or reference (upstream's chunks).")
+]
 InOpt = Annotated[Path | None, typer.Option("--in", help="Candidate JSONL (default: stdin).")]
 
 
@@ -49,8 +52,13 @@ def _resources(world, checkpoint, snapshot, corpus) -> Resources:
     )
 
 
-def _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient) -> FeedQuery:
+def _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient,
+           ranker=None) -> FeedQuery:  # fmt: skip
     params = load_params(weights)
+    if ranker is not None:
+        if ranker not in ("cached", "reference"):
+            raise InputError("--ranker must be cached or reference")
+        params = dataclasses.replace(params, ranker=ranker)
     if top_k is not None:
         params = dataclasses.replace(params, result_size=top_k, top_k=max(params.top_k, top_k))
     if user <= 0:

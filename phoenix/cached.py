@@ -1,0 +1,150 @@
+"""Cached candidate-isolated ranking: user+history once, every candidate in one pass.
+
+Because of candidate isolation (phoenix_spec.md §1.4), user+history never attends to candidates,
+so their keys and values are the same for every chunk of the reference path. This path computes
+them once per layer and scores all candidates together: each candidate attends to the cached
+user+history keys/values and to itself. RoPE positions equal the reference path's (a candidate
+sits at 1 + S + its slot within its chunk of `candidate_seq_len`, or at 1 + S when right-anchored),
+so scores match the chunked reference up to float rounding.
+
+Pure JAX over the same haiku parameter dict; numerics follow `phoenix.transformer`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+from phoenix.batch import RecsysBatch, RecsysEmbeddings
+from phoenix.config import PhoenixConfig
+from phoenix.ranker import PhoenixModel, padding_mask
+from phoenix.transformer import (
+    RMS_EPS,
+    apply_rope,
+    attention_logits_to_weights,
+    make_recsys_attn_mask,
+    right_anchored_positions,
+)
+
+BUCKETS = (64, 128, 256, 512, 1024, 2048, 4096)
+
+
+def bucket(n: int, multiple: int) -> int:
+    """The candidate-count bucket for n (a fixed set of jit shapes), a multiple of `multiple`."""
+    for b in BUCKETS:
+        if n <= b and b % multiple == 0:
+            return b
+    return -(-n // multiple) * multiple
+
+
+def _rms(x: jax.Array, scale: jax.Array) -> jax.Array:
+    xf = x.astype(jnp.float32)
+    y = xf * jax.lax.rsqrt(jnp.mean(jnp.square(xf), axis=-1, keepdims=True) + RMS_EPS)
+    return (scale * y).astype(x.dtype)
+
+
+def _lin(x: jax.Array, w: jax.Array) -> jax.Array:
+    return jnp.dot(x, w.astype(x.dtype))
+
+
+def _embed_fn(cfg: PhoenixConfig):
+    def fn(batch: RecsysBatch, emb: RecsysEmbeddings):
+        model = PhoenixModel(cfg, transformer=None)
+        return model.embed_user_history(batch, emb), model.embed_candidates(batch, emb)
+
+    return hk.without_apply_rng(hk.transform(fn))
+
+
+def cached_logits(
+    params: dict, cfg: PhoenixConfig, batch: RecsysBatch, emb: RecsysEmbeddings
+) -> jax.Array:
+    """Logits [B, N, A] for N candidates (any N) in one pass; the batch's candidate arrays have
+    N entries, padding slots have hash 0."""
+    t = cfg.transformer
+    dtype = jnp.dtype(cfg.fprop_dtype)
+    hist_tokens, cand_tokens = _embed_fn(cfg).apply(params, batch, emb)
+    x_u = hist_tokens.astype(dtype)  # [B, U, D], U = 1 + S
+    x_c = cand_tokens.astype(dtype)  # [B, N, D]
+    b, u, _ = x_u.shape
+    n = x_c.shape[1]
+    s = u - 1
+    mask = padding_mask(batch)  # [B, U + N]
+    key_valid = mask[:, :u]  # [B, U]
+    if cfg.right_anchored_rope:
+        pos_u = right_anchored_positions(mask, 1, s, n)[:, :u]
+        pos_c = jnp.where(mask[:, u:], 1 + s, 0).astype(jnp.int32)  # padded slots sit at 0
+    else:
+        pos_u = jnp.broadcast_to(jnp.arange(u, dtype=jnp.int32), (b, u))
+        slots = jnp.arange(n, dtype=jnp.int32) % cfg.candidate_seq_len
+        pos_c = jnp.broadcast_to(1 + s + slots, (b, n))
+    causal = jnp.asarray(make_recsys_attn_mask(u, u))[None, None] > 0  # [1, 1, U, U]
+    mask_uu = causal & key_valid[:, None, None, :]  # [B, 1, U, U]
+    for i in range(t.num_layers):
+        x_u, x_c = _layer(params, f"transformer/decoder_layer_{i}", cfg, x_u, x_c, pos_u, pos_c,
+                          mask_uu, key_valid, mask[:, u:])  # fmt: skip
+    out = _rms(x_c, params["phoenix_model/rms_norm"]["scale"])
+    return jnp.dot(out, params["phoenix_model"]["unembeddings"].astype(out.dtype))
+
+
+def _layer(params, pre, cfg, x_u, x_c, pos_u, pos_c, mask_uu, key_valid, self_valid):
+    """One decoder layer over user+history [B, U, D] and candidates [B, N, D]; `self_valid`
+    [B, N] masks a padded candidate's own key, as the full mask does."""
+    t = cfg.transformer
+    dtype = x_u.dtype
+    h, kv, dk = t.num_q_heads, t.num_kv_heads, t.key_size
+    g = h // kv
+    mha = f"{pre}/multi_head_attention"
+    b, u, _ = x_u.shape
+    n = x_c.shape[1]
+
+    def norm(name: str, x: jax.Array) -> jax.Array:
+        return _rms(x, params[f"{pre}/{name}"]["scale"])
+
+    def qkv(x: jax.Array, pos: jax.Array):
+        bb, tt, _ = x.shape
+        q = apply_rope(_lin(x, params[f"{mha}/query"]["w"]).reshape(bb, tt, h, dk), pos)
+        k = apply_rope(_lin(x, params[f"{mha}/key"]["w"]).reshape(bb, tt, kv, dk), pos)
+        v = _lin(x, params[f"{mha}/value"]["w"]).reshape(bb, tt, kv, dk)
+        return q.reshape(bb, tt, kv, g, dk), k, v
+
+    def block(x: jax.Array, attn: jax.Array) -> jax.Array:
+        hdn = x + norm("rms_norm_1", _lin(attn, params[f"{mha}/linear"]["w"]))
+        y = norm("rms_norm_2", hdn)
+        gate = jax.nn.gelu(_lin(y, params[f"{pre}/linear"]["w"]))
+        ffn = _lin(gate * _lin(y, params[f"{pre}/linear_v"]["w"]), params[f"{pre}/linear_1"]["w"])
+        return hdn + norm("rms_norm_3", ffn)
+
+    # user + history: causal self-attention (their keys/values are what candidates see)
+    q_u, k_u, v_u = qkv(norm("rms_norm", x_u), pos_u)
+    logits = jnp.einsum("btkgd,bskd->bkgts", q_u, k_u)
+    w = attention_logits_to_weights(logits, mask_uu[:, :, None], t.attn_output_multiplier, dtype)
+    attn_u = jnp.einsum("bkgts,bskd->btkgd", w, v_u).reshape(b, u, h * dk)
+    # candidates: the cached user+history keys/values, and themselves
+    q_c, k_c, v_c = qkv(norm("rms_norm", x_c), pos_c)
+    l_hist = jnp.einsum("bnkgd,bskd->bkgns", q_c, k_u)  # [B, KV, G, N, U]
+    l_self = jnp.einsum("bnkgd,bnkd->bkgn", q_c, k_c)[..., None]  # [B, KV, G, N, 1]
+    valid = jnp.concatenate(
+        [jnp.broadcast_to(key_valid[:, None, :], (b, n, u)), self_valid[:, :, None]], axis=-1
+    )[:, None, None]  # [B, 1, 1, N, U + 1]
+    w = attention_logits_to_weights(
+        jnp.concatenate([l_hist, l_self], axis=-1), valid, t.attn_output_multiplier, dtype
+    )  # [B, KV, G, N, U + 1]
+    # accumulate both parts in float32 and round once, as one einsum over all keys would
+    f32 = jnp.float32
+    from_hist = jnp.einsum("bkgns,bskd->bnkgd", w[..., :u], v_u, preferred_element_type=f32)
+    from_self = jnp.einsum("bkgn,bnkd->bnkgd", w[..., u], v_c, preferred_element_type=f32)
+    attn_c = (from_hist + from_self).astype(dtype).reshape(b, n, h * dk)
+    return block(x_u, attn_u), block(x_c, attn_c)
+
+
+@functools.lru_cache(maxsize=8)
+def cached_probs_fn(cfg: PhoenixConfig):
+    """jit of sigmoid(cached_logits) for a config (recompiles only per candidate bucket)."""
+
+    def probs(params, batch, emb):
+        return jax.nn.sigmoid(cached_logits(params, cfg, batch, emb).astype(jnp.float32))
+
+    return jax.jit(probs)

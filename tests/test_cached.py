@@ -1,0 +1,49 @@
+"""The cached candidate-isolated ranking path equals upstream's chunked reference path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phoenix.cached import bucket
+from phoenix.runtime import Ranker
+from tests.conftest import tiny_checkpoint
+from tests.test_models import random_history
+
+
+@pytest.mark.parametrize("right_anchored", [False, True])
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 63, 64, 65])
+def test_cached_equals_reference_in_float32(n, right_anchored):
+    ckpt = tiny_checkpoint("ranker", fprop_dtype="float32", right_anchored_rope=right_anchored)
+    rng = np.random.default_rng(n)
+    history = random_history(ckpt.config, rng, 11)
+    posts = rng.integers(1, 2**62, n)
+    posts[n // 2] = 0  # a padding slot inside the list
+    ref = Ranker(ckpt).rank(history, posts, posts % 97 + 1)
+    cached = Ranker(ckpt, path="cached").rank(history, posts, posts % 97 + 1)
+    assert cached.shape == ref.shape == (n, ckpt.config.num_actions)
+    assert np.abs(ref - cached).max() < 1e-5
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [("float32", 1e-3), ("bfloat16", 1e-2)])
+def test_cached_equals_reference_on_the_mini_architecture(mini_ranker_ckpt, dtype, tol):
+    ckpt = mini_ranker_ckpt.with_dtype(dtype)
+    rng = np.random.default_rng(0)
+    history = random_history(ckpt.config, rng, 127)
+    posts = rng.integers(1, 2**62, 1500)
+    ref = Ranker(ckpt).rank(history, posts, posts % 997 + 1)
+    cached = Ranker(ckpt, path="cached").rank(history, posts, posts % 997 + 1)
+    assert np.abs(ref - cached).max() < tol
+
+
+def test_shape_buckets_do_not_change_results():
+    ckpt = tiny_checkpoint("ranker", fprop_dtype="float32")
+    rng = np.random.default_rng(3)
+    history = random_history(ckpt.config, rng, 9)
+    posts = rng.integers(1, 2**62, 100)
+    ranker = Ranker(ckpt, path="cached")
+    assert bucket(65, 8) == 128 and bucket(100, 8) == 128 and bucket(129, 8) == 256
+    small = ranker.rank(history, posts[:65], posts[:65] % 97 + 1)  # bucket 128, 63 padded
+    large = ranker.rank(history, posts, posts % 97 + 1)
+    np.testing.assert_array_equal(small, large[:65])
+    assert ranker.rank(history, posts[:0], posts[:0]).shape == (0, ckpt.config.num_actions)
