@@ -16,8 +16,8 @@ class FilterResult(Generic[C]):
     removed: list[tuple[C, str]]  # (candidate, reason)
 
 
-class BaseFilter:
-    """Enabled by default, named after the class; `partition` applies one predicate."""
+class StageDefaults:
+    """Upstream's trait defaults for every pipeline component: enabled, named after the class."""
 
     @property
     def name(self) -> str:
@@ -25,6 +25,10 @@ class BaseFilter:
 
     def enable(self, query: Any) -> bool:
         return True
+
+
+class BaseFilter(StageDefaults):
+    """A filter; `partition` applies one predicate."""
 
     @staticmethod
     def partition(candidates: list[C], why: Callable[[C], str | None]) -> FilterResult[C]:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from filters.base import FilterResult
+from filters.base import StageDefaults as StageDefaults  # re-exported for pipeline components
 
 logger = logging.getLogger(__name__)
 
@@ -26,17 +27,6 @@ C = TypeVar("C")
 
 class PipelineError(RuntimeError):
     """A component failed under the fail-fast policy (names stage and component)."""
-
-
-class StageDefaults:
-    """Upstream's trait defaults: enabled, named after the class."""
-
-    @property
-    def name(self) -> str:
-        return type(self).__name__
-
-    def enable(self, query: Any) -> bool:
-        return True
 
 
 @runtime_checkable
