@@ -101,24 +101,23 @@ class Ranker:
             out[start:stop] = np.asarray(p[0, : stop - start])
         return out
 
-
-def _rank_cached_impl(
-    ranker, history, post_ids, author_ids, product_surface, impression_ts, creation_ts
-) -> np.ndarray:
-    n = len(post_ids)
-    if n == 0:
-        return np.zeros((0, ranker.config.num_actions), np.float32)
-    size = bucket(n, ranker.config.candidate_seq_len)
-    sl = slice(0, n)
-    batch = make_batch(
-        history, ranker.config,
-        _padded(post_ids, sl, size, np.int64), _padded(author_ids, sl, size, np.int64),
-        _padded(product_surface, sl, size, np.int32), impression_ts,
-        _padded(creation_ts, sl, size, np.int64),
-    )  # fmt: skip
-    emb = embed_batch(batch, ranker.ckpt.tables, ranker.config)
-    probs = cached_probs_fn(ranker.config)(ranker.params, batch, emb)
-    return np.asarray(probs[0, :n], np.float32)
+    def _rank_cached(
+        self, history, post_ids, author_ids, product_surface, impression_ts, creation_ts
+    ) -> np.ndarray:
+        n = len(post_ids)
+        if n == 0:
+            return np.zeros((0, self.config.num_actions), np.float32)
+        size = bucket(n, self.config.candidate_seq_len)
+        sl = slice(0, n)
+        batch = make_batch(
+            history, self.config,
+            _padded(post_ids, sl, size, np.int64), _padded(author_ids, sl, size, np.int64),
+            _padded(product_surface, sl, size, np.int32), impression_ts,
+            _padded(creation_ts, sl, size, np.int64),
+        )  # fmt: skip
+        emb = embed_batch(batch, self.ckpt.tables, self.config)
+        probs = cached_probs_fn(self.config)(self.params, batch, emb)
+        return np.asarray(probs[0, :n], np.float32)
 
 
 def _padded(a: np.ndarray | None, sl: slice, size: int, dtype: type) -> np.ndarray | None:
@@ -129,9 +128,6 @@ def _padded(a: np.ndarray | None, sl: slice, size: int, dtype: type) -> np.ndarr
     part = np.asarray(a[sl], dtype)
     out[: len(part)] = part
     return out
-
-
-Ranker._rank_cached = _rank_cached_impl
 
 
 class Retriever:

@@ -204,11 +204,11 @@ class VisibilityHydrator(StageDefaults):
     DROP_LABELS = ("spam", "violence", "gore")
 
     def _verdict(
-        self, post_id: int, in_network: bool | None
+        self, post_id: int, in_network: bool | None, now_ms: int
     ) -> tuple[tuple[str, ...], bool, str | None]:
         row = self.world.post_rows(np.array([post_id]))[0]
         labels = self.world.labels[row] if row >= 0 else ()
-        deleted = self.world.delete_ms.get(post_id, np.inf) <= self._now
+        deleted = self.world.delete_ms.get(post_id, np.inf) <= now_ms
         reason = None
         if deleted:
             reason = "deleted"
@@ -219,12 +219,11 @@ class VisibilityHydrator(StageDefaults):
         return labels, deleted, reason
 
     def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
-        self._now = query.now_ms
         out = []
         for c in cands:
-            labels, deleted, reason = self._verdict(c.post_id, c.in_network)
+            labels, deleted, reason = self._verdict(c.post_id, c.in_network, query.now_ms)
             related = [c.quoted_post_id, c.source_post_id, *c.ancestors]
-            ancillary = any(self._verdict(x, c.in_network)[2] for x in related if x)
+            ancillary = any(self._verdict(x, c.in_network, query.now_ms)[2] for x in related if x)
             out.append(
                 dataclasses.replace(
                     c,
