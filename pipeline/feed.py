@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,19 @@ BUNDLED = Resources(
 
 @functools.lru_cache(maxsize=4)
 def _world(path: str) -> WorldData:
-    return WorldData(path)
+    world = WorldData(path)
+    _ = world.activity
+    gc.freeze()  # long-lived: keep its objects out of every later full collection
+    return world
 
 
 @functools.lru_cache(maxsize=4)
 def _models(checkpoint: str, corpus: str, path: str) -> tuple[Ranker, Retriever, Any]:
     ranker = Ranker(load_model(checkpoint, ModelType.RANKER)[0], path=path)
     retriever = Retriever(load_model(checkpoint, ModelType.RETRIEVAL)[0])
-    return ranker, retriever, load_corpus(corpus)
+    out = ranker, retriever, load_corpus(corpus)
+    gc.freeze()
+    return out
 
 
 def build_pipeline(query: FeedQuery) -> CandidatePipeline:

@@ -10,9 +10,10 @@ Offline the default policy is fail-fast (one clear error); `lenient=True` is ups
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -52,8 +53,11 @@ class Hydrator(Protocol[Q, C]):
     name: str
 
     def enable(self, query: Q) -> bool: ...
-    def hydrate(self, query: Q, candidates: Sequence[C]) -> list[C]:
-        """Same length and order as the input; may only fill fields this hydrator owns."""
+    def hydrate(self, query: Q, candidates: Sequence[C]) -> list[C] | dict[str, list]:
+        """Same length and order as the input; may only fill fields this hydrator owns.
+
+        Either the hydrated candidates, or (cheaper for thousands of candidates) the owned
+        fields as columns: {field: [value per candidate]}."""
         ...
 
 
@@ -147,8 +151,7 @@ class CandidatePipeline(Generic[Q, C]):
     def _parallel(self, fns: list) -> list:
         if len(fns) <= 1:
             return [_call(f) for f in fns]
-        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-            return list(pool.map(_call, fns))
+        return list(_pool(self.max_workers).map(_call, fns))
 
     # ---- stages ------------------------------------------------------------------------
     def hydrate_query(self, query: Q, result: PipelineResult) -> Q:
@@ -183,23 +186,25 @@ class CandidatePipeline(Generic[Q, C]):
         hydrators = self.hydrators if hydrators is None else hydrators
         enabled = [h for h in hydrators if h.enable(query)]
         outcomes = self._parallel([lambda h=h: h.hydrate(query, candidates) for h in enabled])
-        merged = list(candidates)
+        updates: list[dict] = [{} for _ in candidates]  # owned fields, merged in order
+        replaced = list(candidates)  # hydrators that own no fields replace whole candidates
         for h, (ok, value, took) in zip(enabled, outcomes, strict=True):
             result.timings_ms[f"hydrator:{h.name}"] = took
-            if ok and len(value) != len(candidates):
-                ok, value = (
-                    False,
-                    ValueError(f"length_mismatch expected={len(candidates)} got={len(value)}"),
-                )
+            if ok:
+                try:
+                    columns = _owned_columns(h, value, len(candidates))
+                except ValueError as exc:
+                    ok, value = False, exc
             if not ok:
                 self._fail(result, "hydrator", h.name, value)
                 continue
-            owned = getattr(h, "fields", ())
-            merged = [
-                dataclasses.replace(m, **{f: getattr(v, f) for f in owned}) if owned else v
-                for m, v in zip(merged, value, strict=True)
-            ]
-        return merged
+            if columns is None:  # owns no fields: replaces whole candidates
+                replaced, updates = list(value), [{} for _ in candidates]
+                continue
+            for f, col in columns.items():
+                for u, x in zip(updates, col, strict=True):
+                    u[f] = x
+        return [_evolve(c, u) for c, u in zip(replaced, updates, strict=True)]
 
     def run_filters(
         self, query: Q, candidates: list[C], filters: list, stage: str, result: PipelineResult
@@ -282,6 +287,38 @@ class CandidatePipeline(Generic[Q, C]):
                     logger.warning("side effect %s failed: %s", effect.name, exc)
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result
+
+
+def _owned_columns(hydrator, value, n: int) -> dict[str, list] | None:
+    """A hydrator's output as {owned field: column}; None for a hydrator that owns no fields."""
+    owned = tuple(getattr(hydrator, "fields", ()))
+    if isinstance(value, Mapping):
+        extra = sorted(set(value) - set(owned))
+        if extra:
+            raise ValueError(f"returned fields it does not own: {', '.join(extra)}")
+        bad = [f for f, col in value.items() if len(col) != n]
+        if bad:
+            raise ValueError(f"length_mismatch expected={n} got={len(value[bad[0]])}")
+        return dict(value)
+    if len(value) != n:
+        raise ValueError(f"length_mismatch expected={n} got={len(value)}")
+    if not owned:
+        return None
+    return {f: [getattr(v, f) for v in value] for f in owned}
+
+
+@functools.lru_cache(maxsize=4)
+def _pool(max_workers: int) -> ThreadPoolExecutor:
+    """One long-lived pool per size: starting threads per stage cost ~10 ms a request.
+    Components must not call back into a pipeline stage (that could wait on its own pool)."""
+    return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="xfeed-stage")
+
+
+def _evolve(c, changes: dict):
+    if not changes:
+        return c
+    evolve = getattr(c, "evolve", None)
+    return evolve(**changes) if evolve else dataclasses.replace(c, **changes)
 
 
 def _call(fn) -> tuple[bool, Any, float]:

@@ -10,13 +10,12 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
-import pyarrow.compute as pc
 
 from phoenix.actions import ActionName as A
 from pipeline.candidates import PostCandidate
 from pipeline.framework import StageDefaults
 from pipeline.query import FeedQuery
-from pipeline.world import WorldData, read_table
+from pipeline.world import WorldData
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
 
@@ -39,10 +38,10 @@ def _world_column(world: WorldData, cands: Sequence[PostCandidate], column: str)
 class InNetworkHydrator(StageDefaults):
     fields = ("in_network",)
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
+    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
         followed = set(query.followed_ids)
-        return [dataclasses.replace(c, in_network=c.author_id == query.user_id or
-                                    c.author_id in followed) for c in cands]  # fmt: skip
+        followed.add(query.user_id)
+        return {"in_network": [c.author_id in followed for c in cands]}
 
 
 @dataclasses.dataclass
@@ -53,33 +52,33 @@ class CoreDataHydrator(StageDefaults):
     fields = ("author_id", "text", "created_ms", "in_reply_to_post_id", "in_reply_to_user_id",
               "conversation_id", "source_post_id", "source_user_id", "quoted_post_id",
               "quoted_user_id", "ancestor_users", "core_hydrated")  # fmt: skip
+    _COPIED = ("created_ms", "in_reply_to_post_id", "in_reply_to_user_id", "conversation_id",
+               "source_post_id", "source_user_id", "quoted_post_id", "quoted_user_id")  # fmt: skip
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
-        rows = self.world.post_rows(np.array([c.post_id for c in cands], np.int64))
+    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
+        rows = self.world.post_rows(np.array([c.post_id for c in cands], np.int64))  # [N]
+        safe = np.maximum(rows, 0)
         p = self.world.posts
-        out = []
-        for c, row in zip(cands, rows.tolist(), strict=True):
-            if row < 0:  # missing post: fields cleared, author kept
-                out.append(dataclasses.replace(c, text="", core_hydrated=False))
-                continue
-            parent_user = int(p["in_reply_to_user_id"][row])
-            root_user = 0
-            if len(c.ancestors) == 2:
-                root = self.world.post_rows(np.array([c.ancestors[1]]))[0]
-                root_user = int(p["author_id"][root]) if root >= 0 else 0
-            out.append(dataclasses.replace(
-                c, author_id=c.author_id or int(p["author_id"][row]),
-                text=self.world.text[row] or "", created_ms=int(p["created_ms"][row]),
-                in_reply_to_post_id=int(p["in_reply_to_post_id"][row]),
-                in_reply_to_user_id=parent_user,
-                conversation_id=int(p["conversation_id"][row]),
-                source_post_id=int(p["source_post_id"][row]),
-                source_user_id=int(p["source_user_id"][row]),
-                quoted_post_id=int(p["quoted_post_id"][row]),
-                quoted_user_id=int(p["quoted_user_id"][row]),
-                ancestor_users=tuple(x for x in (parent_user, root_user) if x),
-                core_hydrated=True,
-            ))  # fmt: skip
+        cols = {f: p[f][safe].tolist() for f in self._COPIED}
+        authors = p["author_id"][safe].tolist()
+        # the root's author, for candidates whose ancestors are (parent, root)
+        roots = np.array([c.ancestors[1] if len(c.ancestors) == 2 else 0 for c in cands], np.int64)
+        root_rows = self.world.post_rows(roots)
+        root_users = np.where(root_rows >= 0, p["author_id"][np.maximum(root_rows, 0)], 0).tolist()
+        known = (rows >= 0).tolist()
+        text = self.world.text
+        out = {
+            "author_id": [c.author_id or a for c, a in zip(cands, authors, strict=True)],
+            "text": [text[r] or "" if k else "" for r, k in zip(rows.tolist(), known, strict=True)],
+            "ancestor_users": [tuple(x for x in (p, r) if x) for p, r in
+                               zip(cols["in_reply_to_user_id"], root_users, strict=True)],
+            "core_hydrated": known,
+            **cols,
+        }  # fmt: skip
+        missing = [i for i, k in enumerate(known) if not k]
+        for f in ("author_id", *self._COPIED, "ancestor_users"):  # missing post: kept as is
+            for i in missing:
+                out[f][i] = getattr(cands[i], f)
         return out
 
 
@@ -90,15 +89,18 @@ class MediaHydrator(StageDefaults):
     world: WorldData
     fields = ("has_media", "video_duration_ms")
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
+    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
         source = _world_column(self.world, cands, "source_post_id")
         ids = np.where(source != 0, source, [c.post_id for c in cands])
-        rows = self.world.post_rows(ids.astype(np.int64))
-        video = self.world.posts["video_duration_ms"]
-        return [dataclasses.replace(
-            c, has_media=bool(self.world.has_media[r]) if r >= 0 else None,
-            video_duration_ms=int(video[r]) if r >= 0 and video[r] > 0 else None,
-        ) for c, r in zip(cands, rows.tolist(), strict=True)]  # fmt: skip
+        rows = self.world.post_rows(ids.astype(np.int64))  # [N]
+        known = (rows >= 0).tolist()
+        media = self.world.has_media[np.maximum(rows, 0)].tolist()
+        video = self.world.posts["video_duration_ms"][np.maximum(rows, 0)].tolist()
+        return {
+            "has_media": [bool(m) if k else None for k, m in zip(known, media, strict=True)],
+            "video_duration_ms": [v if k and v > 0 else None
+                                  for k, v in zip(known, video, strict=True)],
+        }  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -106,11 +108,11 @@ class SubscriptionHydrator(StageDefaults):
     world: WorldData
     fields = ("subscription_author_id",)
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
-        rows = self.world.post_rows(np.array([c.post_id for c in cands], np.int64))
-        return [dataclasses.replace(
-            c, subscription_author_id=c.author_id if r >= 0 and self.world.subscription_only[r]
-            else None) for c, r in zip(cands, rows.tolist(), strict=True)]  # fmt: skip
+    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
+        rows = self.world.post_rows(np.array([c.post_id for c in cands], np.int64))  # [N]
+        only = ((rows >= 0) & self.world.subscription_only[np.maximum(rows, 0)]).tolist()
+        return {"subscription_author_id": [c.author_id if o else None
+                                           for c, o in zip(cands, only, strict=True)]}  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -120,17 +122,14 @@ class AuthorHydrator(StageDefaults):
     world: WorldData
     fields = ("author_follower_count", "author_nsfw")
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
-        ids = self.world.user_ids
-        out = []
-        for c in cands:
-            i = int(np.searchsorted(ids, c.author_id))
-            known = i < len(ids) and ids[i] == c.author_id
-            out.append(dataclasses.replace(
-                c, author_follower_count=self.world.users["follower_count"][i] if known else None,
-                author_nsfw=bool(self.world.users["is_nsfw"][i]) if known else None,
-            ))  # fmt: skip
-        return out
+    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
+        rows = self.world.user_rows(np.array([c.author_id for c in cands], np.int64))  # [N]
+        followers, nsfw = self.world.users["follower_count"], self.world.users["is_nsfw"]
+        rows = rows.tolist()
+        return {
+            "author_follower_count": [followers[i] if i >= 0 else None for i in rows],
+            "author_nsfw": [bool(nsfw[i]) if i >= 0 else None for i in rows],
+        }
 
 
 @dataclasses.dataclass
@@ -142,21 +141,21 @@ class SocialContextHydrator(StageDefaults):
     fields = ("author_blocks_viewer", "quoted_author_blocks_viewer", "author_follows_viewer",
               "is_mutual_follow_author")  # fmt: skip
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
+    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
         v = query.user_id
-        authors = np.array([c.author_id for c in cands], np.int64)
+        authors = np.array([c.author_id for c in cands], np.int64)  # [N]
         quoted = _world_column(self.world, cands, "quoted_user_id")  # as upstream's QuoteHydrator
-        blocks = self.world.has_edge(authors, v, "block")
-        q_blocks = self.world.has_edge(quoted, v, "block")
+        blocks = self.world.has_edge(authors, v, "block").tolist()
+        q_blocks = self.world.has_edge(quoted, v, "block").tolist()
         follows_me = self.world.has_edge(authors, v, "follow")
-        followed = set(query.followed_ids)
-        return [dataclasses.replace(
-            c, author_blocks_viewer=bool(b),
-            quoted_author_blocks_viewer=bool(qb) if q else None,
-            author_follows_viewer=bool(f),
-            is_mutual_follow_author=bool(f) and c.author_id in followed,
-        ) for c, b, qb, f, q in zip(cands, blocks, q_blocks, follows_me, quoted,
-                                    strict=True)]  # fmt: skip
+        mutual = (follows_me & np.isin(authors, np.asarray(query.followed_ids, np.int64))).tolist()
+        return {
+            "author_blocks_viewer": blocks,
+            "quoted_author_blocks_viewer": [qb if q else None for qb, q in
+                                            zip(q_blocks, quoted.tolist(), strict=True)],
+            "author_follows_viewer": follows_me.tolist(),
+            "is_mutual_follow_author": mutual,
+        }  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -172,25 +171,15 @@ class EngagementCountsHydrator(StageDefaults):
         "quote_count": A.SERVER_TWEET_QUOTE,
     }
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
-        ids = sorted({c.original_post_id for c in cands})
-        if not ids:
-            return list(cands)
-        e = read_table(self.world.path, "engagements", ["post_id", "action", "event_ms"],
-                       filters=[("post_id", "in", ids)])  # fmt: skip
-        e = e.filter(pc.less_equal(e.column("event_ms"), query.now_ms))
-        post, action = e.column("post_id").to_numpy(), e.column("action").to_numpy()
-        imp = read_table(self.world.path, "impressions", ["post_id", "kind", "event_ms"],
-                         filters=[("post_id", "in", ids)])  # fmt: skip
-        imp = imp.filter(pc.less_equal(imp.column("event_ms"), query.now_ms))
-        views = dict(zip(*np.unique(imp.column("post_id").to_numpy(), return_counts=True),
-                         strict=True))  # fmt: skip
-        counts = {f: dict(zip(*np.unique(post[action == a], return_counts=True), strict=True))
-                  for f, a in self._ACTIONS.items()}  # fmt: skip
-        return [dataclasses.replace(
-            c, **{f: int(counts[f].get(c.original_post_id, 0)) for f in self._ACTIONS},
-            view_count=int(views.get(c.original_post_id, 0)),
-        ) for c in cands]  # fmt: skip
+    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
+        counts = self.world.activity.counts(query.now_ms, {f: int(a) for f, a in
+                                                           self._ACTIONS.items()})  # fmt: skip
+        rows = self.world.post_rows(np.array([c.original_post_id for c in cands], np.int64))
+        known = rows >= 0
+        safe = np.maximum(rows, 0)
+        out = {f: np.where(known, counts[f][safe], 0).tolist() for f in self._ACTIONS}
+        out["view_count"] = np.where(known, counts["views"][safe], 0).tolist()
+        return out
 
 
 @dataclasses.dataclass
@@ -225,8 +214,7 @@ class VisibilityHydrator(StageDefaults):
             related = [c.quoted_post_id, c.source_post_id, *c.ancestors]
             ancillary = any(self._verdict(x, c.in_network, query.now_ms)[2] for x in related if x)
             out.append(
-                dataclasses.replace(
-                    c,
+                c.evolve(
                     labels=labels,
                     deleted=deleted,
                     visibility_reason=reason,

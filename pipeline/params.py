@@ -8,6 +8,7 @@ model it reads (phoenix_scorer.rs mapping). Heads a checkpoint lacks contribute 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import tomllib
 from pathlib import Path
@@ -75,12 +76,12 @@ class FeedParams:
     result_size: int = 35
     ranker: str = "cached"  # "cached" (user+history once) or "reference" (upstream's chunks)
 
-    @property
+    @functools.cached_property
     def positive_sum(self) -> float:
         """Σ positive head weights (continuous weights and boosts excluded): 43.32 by default."""
         return sum(w for k, w in self.weights.items() if k in HEADS and w > 0)
 
-    @property
+    @functools.cached_property
     def negative_sum(self) -> float:
         """−Σ negative head weights: 367.22 by default."""
         return -sum(w for k, w in self.weights.items() if k in HEADS and w < 0)

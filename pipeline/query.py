@@ -9,13 +9,11 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
 
 from phoenix.inputs import UserHistory
 from pipeline.framework import StageDefaults
 from pipeline.params import FeedParams, params_from_dict
-from pipeline.sequences import load_sequences
-from pipeline.world import WorldData, read_table
+from pipeline.world import WorldData
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,18 +129,14 @@ class ImpressionsHydrator(StageDefaults):
 
     def hydrate(self, query: FeedQuery) -> dict[str, Any]:
         p = query.params
-        t = read_table(self.world.path, "impressions", filters=[("user_id", "=", query.user_id)])
-        t = t.filter(pc.less_equal(t.column("event_ms"), query.now_ms))
-        kind = t.column("kind").to_pylist()
-        ids, ms = t.column("post_id").to_numpy(), t.column("event_ms").to_numpy()
-        seen = ids[np.array([k == "seen" for k in kind], bool)] if len(kind) else ids
-        served_mask = np.array([k == "served" for k in kind], bool) if len(kind) else ids > 0
-        served_mask &= ms >= query.now_ms - p.served_window_ms
+        imp = self.world.activity.user_impressions(query.user_id, query.now_ms)
+        ids, ms = imp["post_id"], imp["event_ms"]
+        served_mask = imp["served"] & (ms >= query.now_ms - p.served_window_ms)
         order = np.argsort(-ms[served_mask], kind="stable")
         served = ids[served_mask][order][: p.served_max_ids]
         return {
-            "seen_ids": tuple(int(x) for x in np.unique(seen)),
-            "served_ids": tuple(int(x) for x in served),
+            "seen_ids": tuple(np.unique(ids[imp["seen"]]).tolist()),
+            "served_ids": tuple(served.tolist()),
         }
 
 
@@ -156,8 +150,7 @@ class SequenceHydrator(StageDefaults):
     num_actions: int = 64
 
     def hydrate(self, query: FeedQuery) -> dict[str, Any]:
-        seq = load_sequences(self.world.path, self.num_actions, until_ms=query.now_ms,
-                             user_id=query.user_id)  # fmt: skip
+        seq = self.world.activity.user_sequence(query.user_id, query.now_ms, self.num_actions)
         i = seq.index_of(query.user_id)
         if i < 0:
             return {"history": {}}

@@ -36,10 +36,10 @@ class PhoenixScorer(StageDefaults):
         authors = np.array([c.source_user_id or c.author_id for c in cands], np.int64)
         probs = self.ranker.rank(history, posts, authors)  # [N, A]
         heads = self.available_heads()
-        return [
-            dataclasses.replace(c, probs={h: round(float(p[i]), 6) for h, i in heads.items()})
-            for c, p in zip(cands, probs, strict=True)
-        ]
+        names = tuple(heads)
+        picked = np.round(probs[:, list(heads.values())].astype(np.float64), 6).tolist()  # [N, H]
+        return [c.evolve(probs=dict(zip(names, row, strict=True)))
+                for c, row in zip(cands, picked, strict=True)]  # fmt: skip
 
 
 def head_weights(c: PostCandidate, query: FeedQuery) -> dict[str, float]:
@@ -81,15 +81,43 @@ def offset_score(combined: float, params: FeedParams) -> float:
 
 @dataclasses.dataclass
 class WeightedScorer(StageDefaults):
+    """Σ probability × weight over the heads (`head_weights` per candidate), then `offset_score`;
+    vectorised over the candidates, the same arithmetic as `weighted_parts`."""
+
     def score(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
-        out = []
-        for c in cands:
-            parts = weighted_parts(c, query)
-            pos = sum(v for v in parts.values() if v >= 0)
-            neg = sum(-v for v in parts.values() if v < 0)
-            ws = offset_score(pos - neg, query.params)
-            out.append(dataclasses.replace(c, weighted_score=ws, score=ws))
-        return out
+        if not cands:
+            return []
+        p = query.params
+        heads = list(HEADS)
+        col = {h: i for i, h in enumerate(heads)}
+        probs = np.array([[(c.probs or {}).get(h, 0.0) for h in heads] for c in cands])  # [N, H]
+        w = np.tile(np.array([p.weights[h] for h in heads]), (len(cands), 1))  # [N, H]
+        mutual_reply = [not c.is_reply and not c.is_retweet and bool(c.is_mutual_follow_author)
+                        for c in cands]  # fmt: skip
+        w[mutual_reply, col["reply"]] += p.reply_mutual_follow_boost
+        viewer_small = (query.follower_count is None
+                        or query.follower_count < p.vqv_max_viewer_followers)  # fmt: skip
+        long_video = [c.video_duration_ms is not None and c.video_duration_ms > p.vqv_min_video_ms
+                      for c in cands]  # fmt: skip
+        w[~(np.array(long_video) & viewer_small), col["vqv"]] = 0.0
+        if p.post_unexplored_in_network_only:
+            w[[c.in_network is not True for c in cands], col["post_unexplored"]] = 0.0
+        parts = probs * w  # [N, H]
+        dwell = np.array([c.dwell_time_s or 0.0 for c in cands]) * p.weights["dwell_time"]  # [N]
+        pos = np.where(parts >= 0, parts, 0.0).sum(axis=1) + np.maximum(dwell, 0.0)
+        neg = np.where(parts < 0, -parts, 0.0).sum(axis=1) + np.maximum(-dwell, 0.0)
+        ws = offset_scores(pos - neg, p).tolist()
+        return [c.evolve(weighted_score=x, score=x) for c, x in zip(cands, ws, strict=True)]
+
+
+def offset_scores(combined: np.ndarray, params: FeedParams) -> np.ndarray:
+    """`offset_score` over an array [N]."""
+    pos_sum, neg_sum = params.positive_sum, params.negative_sum
+    total = pos_sum + neg_sum
+    if total == 0:
+        return np.maximum(combined, 0.0)
+    return np.where(combined < 0, (combined + neg_sum) / total * params.negative_scores_offset,
+                    combined + params.negative_scores_offset)  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -125,9 +153,7 @@ class NewAuthorBoostScorer(StageDefaults):
                 best = i
         out = list(cands)
         if best is not None:
-            out[best] = dataclasses.replace(
-                out[best], score=max(scores[best], target), cold_start_boosted=True
-            )
+            out[best] = out[best].evolve(score=max(scores[best], target), cold_start_boosted=True)
         return out
 
 
@@ -150,7 +176,7 @@ class AuthorDiversityScorer(StageDefaults):
             mult[i] = diversity_multiplier(k, p.author_diversity_decay, p.author_diversity_floor)
             seen[cands[i].author_id] = k + 1
         return [
-            dataclasses.replace(c, score=(c.score or 0.0) * m, diversity_multiplier=m)
+            c.evolve(score=(c.score or 0.0) * m, diversity_multiplier=m)
             for c, m in zip(cands, mult, strict=True)
         ]
 
@@ -169,7 +195,7 @@ class OONScorer(StageDefaults):
     def score(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
         f = query.params.oon_weight_factor
         return [
-            dataclasses.replace(c, score=(c.score or 0.0) * f, oon_multiplier=f)
+            c.evolve(score=(c.score or 0.0) * f, oon_multiplier=f)
             if oon_applies(c, query.params) else c
             for c in cands
         ]  # fmt: skip

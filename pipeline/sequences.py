@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.world import read_table
@@ -48,27 +49,39 @@ def load_sequences(
 ) -> Sequences:
     """Group engagements.parquet into items (actions >= num_actions are dropped); optionally only
     events up to `until_ms`, or of one user."""
-    cols = ["user_id", "post_id", "author_id", "action", "event_ms", "dwell_s", "product_surface"]
+    cols = list(ENGAGEMENT_COLUMNS)
     filters = [("user_id", "=", int(user_id))] if user_id is not None else None
     t = read_table(world, "engagements", cols, filters=filters)
     if until_ms is not None:
         t = t.filter(pc.less_equal(t.column("event_ms"), until_ms))
-    user = t.column("user_id").to_numpy()
-    post = t.column("post_id").to_numpy()
-    event = t.column("event_ms").to_numpy()
-    action = t.column("action").to_numpy().astype(np.int64)
-    dwell = pc.fill_null(t.column("dwell_s"), 0.0).to_numpy().astype(np.float32)
+    return group_items(engagement_columns(t), num_actions)
+
+
+ENGAGEMENT_COLUMNS = ("user_id", "post_id", "author_id", "action", "event_ms", "dwell_s",
+                      "product_surface")  # fmt: skip
+
+
+def engagement_columns(t: pa.Table) -> dict[str, np.ndarray]:
+    """engagements.parquet columns as numpy (dwell null -> 0, surface null -> 1)."""
+    return {
+        "user_id": t.column("user_id").to_numpy().astype(np.int64),
+        "post_id": t.column("post_id").to_numpy().astype(np.int64),
+        "author_id": t.column("author_id").to_numpy().astype(np.int64),
+        "action": t.column("action").to_numpy().astype(np.int64),
+        "event_ms": t.column("event_ms").to_numpy().astype(np.int64),
+        "dwell_s": pc.fill_null(t.column("dwell_s"), 0.0).to_numpy().astype(np.float32),
+        "product_surface": pc.fill_null(t.column("product_surface"), 1).to_numpy(),
+    }
+
+
+def group_items(cols: dict[str, np.ndarray], num_actions: int) -> Sequences:
+    """Engagement events (`engagement_columns`, any order) -> items grouped by user and time."""
+    user, post, event = cols["user_id"], cols["post_id"], cols["event_ms"]
     # one item per (user, post): order by user, post, time, then collapse
     order = np.lexsort((event, post, user))
-    user, post, event, action, dwell = (
-        user[order],
-        post[order],
-        event[order],
-        action[order],
-        dwell[order],
-    )
-    author = t.column("author_id").to_numpy()[order]
-    surface = pc.fill_null(t.column("product_surface"), 1).to_numpy()[order]
+    user, post, event = user[order], post[order], event[order]
+    action, dwell = cols["action"][order], cols["dwell_s"][order]
+    author, surface = cols["author_id"][order], cols["product_surface"][order]
     new_item = (
         np.r_[True, (user[1:] != user[:-1]) | (post[1:] != post[:-1])]
         if len(user)

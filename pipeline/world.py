@@ -5,14 +5,18 @@ Only what the current commands need; the For You pipeline's query hydration buil
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from pipeline.activity import Activity
 
 
 class WorldError(ValueError):
@@ -116,6 +120,13 @@ class WorldData:
                 e.column("dst_user_id").to_numpy(),
             )
 
+    @functools.cached_property
+    def activity(self) -> Activity:
+        """Engagements and impressions, read on first use (pipeline.activity)."""
+        from pipeline.activity import Activity  # noqa: PLC0415 - activity builds on this module
+
+        return Activity(self.path, self.post_rows, len(self.posts["post_id"]))
+
     # ---- lookups -----------------------------------------------------------------------
     def user_row(self, user_id: int) -> int:
         i = int(np.searchsorted(self.user_ids, user_id))
@@ -123,14 +134,13 @@ class WorldData:
             raise WorldError(f"unknown user {user_id} in world {self.path}")
         return i
 
+    def user_rows(self, user_ids: np.ndarray) -> np.ndarray:
+        """Row of each user id in `users`, −1 when the world has no such user."""
+        return _rows(self.user_ids, user_ids)
+
     def post_rows(self, post_ids: np.ndarray) -> np.ndarray:
         """Row of each post id, −1 when the world has no such post."""
-        ids = self.posts["post_id"]
-        post_ids = np.asarray(post_ids, np.int64)
-        if not len(ids):
-            return np.full(len(post_ids), -1)
-        pos = np.minimum(np.searchsorted(ids, post_ids), len(ids) - 1)
-        return np.where(ids[pos] == post_ids, pos, -1)
+        return _rows(self.posts["post_id"], post_ids)
 
     def out_edges(self, user_id: int, kind: str) -> np.ndarray:
         """dst ids of a user's edges of one kind, oldest first."""
@@ -143,3 +153,12 @@ class WorldData:
         src, dst = self.edges[kind]
         hit = src[dst == dst_id]
         return np.isin(np.asarray(src_ids, np.int64), hit)
+
+
+def _rows(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Index of each id in a sorted id array, −1 when absent."""
+    ids = np.asarray(ids, np.int64)
+    if not len(sorted_ids):
+        return np.full(len(ids), -1)
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return np.where(sorted_ids[pos] == ids, pos, -1)

@@ -11,13 +11,15 @@ from hypothesis import strategies as st
 
 from pipeline.candidates import PostCandidate
 from pipeline.framework import CandidatePipeline, PipelineError, StageDefaults
-from pipeline.params import FeedParams, ParamsError, load_params
+from pipeline.params import HEADS, FeedParams, ParamsError, load_params
 from pipeline.scorers import (
     AuthorDiversityScorer,
     NewAuthorBoostScorer,
     OONScorer,
     WeightedScorer,
     diversity_multiplier,
+    offset_score,
+    weighted_parts,
 )
 from pipeline.selector import TopKScoreSelector
 from tests.test_filters import cand, query
@@ -70,6 +72,35 @@ def test_mutual_follow_reply_boost_and_vqv_gating():
     assert s[4] == pytest.approx(s[1])
     big = query(follower_count=50_000)
     assert WeightedScorer().score(big, [video])[0].weighted_score == pytest.approx(s[1])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(st.sampled_from(sorted(HEADS)), st.floats(0, 1), max_size=8),
+            st.none() | st.floats(0, 60),
+            st.none() | st.booleans(),
+            st.none() | st.integers(0, 30_000),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.none() | st.integers(0, 100_000),
+)
+def test_vectorised_weighted_scores_equal_the_per_candidate_formula(rows, followers):
+    q = query(follower_count=followers)
+    cands = [
+        cand(i + 1, probs=probs, dwell_time_s=dwell, in_network=inn, video_duration_ms=video,
+             is_mutual_follow_author=mutual, in_reply_to_post_id=0)
+        for i, (probs, dwell, inn, video, mutual) in enumerate(rows)
+    ]  # fmt: skip
+    for c, got in zip(cands, WeightedScorer().score(q, cands), strict=True):
+        parts = weighted_parts(c, q)
+        combined = sum(v for v in parts.values() if v >= 0) - sum(
+            -v for v in parts.values() if v < 0
+        )
+        assert got.weighted_score == pytest.approx(offset_score(combined, q.params), abs=1e-12)
 
 
 def test_diversity_multiplier_sequence():
@@ -187,3 +218,56 @@ def test_scorer_length_mismatch_is_an_error_for_that_scorer():
     pipe.lenient = True
     res = pipe.execute(query())
     assert [c.score for c in res.scored] == [2.0, 2.0]  # the bad scorer's output was not applied
+
+
+class FavColumns(StageDefaults):
+    """Hydrates in column form."""
+
+    fields = ("fav_count",)
+
+    def hydrate(self, q, cands):
+        return {"fav_count": [c.post_id * 10 for c in cands]}
+
+
+class ViewObjects(StageDefaults):
+    """Hydrates in candidate form, and tries to write a field it does not own."""
+
+    fields = ("view_count",)
+
+    def hydrate(self, q, cands):
+        return [c.evolve(view_count=7, fav_count=-1) for c in cands]
+
+
+class Overreach(StageDefaults):
+    fields = ("fav_count",)
+
+    def hydrate(self, q, cands):
+        return {"fav_count": [1] * len(cands), "score": [9.0] * len(cands)}
+
+
+def test_hydrators_merge_only_owned_fields_in_either_output_form():
+    pipe = CandidatePipeline(sources=[ListSource([1, 2], "a")],
+                             hydrators=[FavColumns(), ViewObjects()])  # fmt: skip
+    res = pipe.execute(query())
+    assert [(c.fav_count, c.view_count) for c in res.retrieved] == [(10, 7), (20, 7)]
+    assert [c.source for c in res.retrieved] == ["a", "a"]  # untouched fields survive
+
+
+def test_column_hydrator_with_foreign_fields_or_wrong_length_fails():
+    pipe = CandidatePipeline(sources=[ListSource([1, 2], "a")], hydrators=[Overreach()])
+    with pytest.raises(PipelineError, match="does not own: score"):
+        pipe.execute(query())
+    short = FavColumns()
+    short.hydrate = lambda q, cands: {"fav_count": [1]}
+    pipe = CandidatePipeline(sources=[ListSource([1, 2], "a")], hydrators=[short], lenient=True)
+    res = pipe.execute(query())
+    assert [c.fav_count for c in res.retrieved] == [None, None]
+    assert any("length_mismatch" in e for e in res.errors)
+
+
+def test_evolve_copies_and_checks_field_names():
+    c = cand(1, score=1.0)
+    d = c.evolve(score=2.0)
+    assert (c.score, d.score) == (1.0, 2.0) and d == dataclasses.replace(c, score=2.0)
+    with pytest.raises(TypeError, match="no field"):
+        c.evolve(bogus=1)
