@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from phoenix import hashing, ranker, retrieval
+from phoenix.batch import RecsysBatch
 from phoenix.cached import bucket, cached_probs_fn
 from phoenix.config import PhoenixConfig
 from phoenix.embeddings import EmbeddingTables
@@ -138,7 +139,7 @@ class Retriever:
             raise ValueError("Retriever needs a retrieval checkpoint")
         self.ckpt = ckpt
         self.config = ckpt.config
-        self.params = unflatten(ckpt.params)
+        self.params = jax.device_put(unflatten(ckpt.params))
         user_fwd = hk.without_apply_rng(hk.transform(retrieval.user_forward(self.config)))
         cand_fwd = hk.without_apply_rng(hk.transform(retrieval.candidate_forward(self.config)))
         self._user = jax.jit(user_fwd.apply)
@@ -150,7 +151,24 @@ class Retriever:
         batch = make_batch(history, cfg, np.zeros(0, np.int64), np.zeros(0, np.int64))
         emb = embed_batch(batch, self.ckpt.tables, cfg)
         rep, norm = self._user(self.params, batch, emb)
-        return np.asarray(rep[0], np.float32), float(norm[0, 0])
+        return np.asarray(rep[0], np.float32), float(np.asarray(norm)[0, 0])
+
+    def encode_users(self, histories: list[UserHistory], batch_size: int = 64) -> np.ndarray:
+        """User representations [U, D] (unit norm, float32), `batch_size` users per jitted call
+        (the last batch padded with empty histories, so one shape is compiled)."""
+        cfg = self.config
+        out = np.zeros((len(histories), cfg.emb_size), np.float32)
+        none = np.zeros(0, np.int64)
+        for start in range(0, len(histories), batch_size):
+            part = histories[start : start + batch_size]
+            rows = [make_batch(h, cfg, none, none) for h in part]
+            rows += [rows[0]] * (batch_size - len(rows))  # padding rows, results dropped
+            batch = RecsysBatch(*(None if xs[0] is None else np.concatenate(xs)
+                                  for xs in zip(*rows, strict=True)))  # fmt: skip
+            emb = embed_batch(batch, self.ckpt.tables, cfg)
+            rep, _ = self._user(self.params, batch, emb)  # [batch_size, D]
+            out[start : start + len(part)] = np.asarray(rep)[: len(part)]
+        return out
 
     def encode_posts(
         self, post_ids: np.ndarray, author_ids: np.ndarray, batch_size: int = 4096
@@ -174,15 +192,3 @@ class Retriever:
             rep = self._cand(self.params, pe[None], ae[None])
             out[start:stop] = np.asarray(rep[0, : stop - start])
         return out
-
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-K of a score vector [N]: (indices [K], scores [K]) sorted descending; ties by
-    index. numpy argpartition + sort, as upstream run_pipeline."""
-    k = min(k, len(scores))
-    if k == 0:
-        return np.zeros(0, np.int64), np.zeros(0, scores.dtype)
-    idx = np.argpartition(-scores, k - 1)[:k]
-    order = np.lexsort((idx, -scores[idx]))
-    idx = idx[order]
-    return idx.astype(np.int64), scores[idx]

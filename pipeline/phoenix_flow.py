@@ -21,7 +21,8 @@ from checkpoints.formats import load_model
 from phoenix.actions import UPSTREAM_DEMO_WEIGHTS, ActionName
 from phoenix.config import ModelType
 from phoenix.inputs import UserHistory, load_sequence_json
-from phoenix.runtime import Ranker, Retriever, top_k
+from phoenix.runtime import Ranker, Retriever
+from phoenix.search import top_k
 
 logger = logging.getLogger(__name__)
 

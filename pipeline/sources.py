@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from checkpoints.corpus import Corpus, load_corpus
-from phoenix.runtime import Retriever, top_k
+from phoenix.runtime import Retriever
+from phoenix.search import search
 from pipeline.candidates import PostCandidate
 from pipeline.framework import StageDefaults
 from pipeline.query import FeedQuery
@@ -73,9 +74,9 @@ class PhoenixRetrievalSource(StageDefaults):
     def get_candidates(self, query: FeedQuery) -> list[PostCandidate]:
         cfg = self.retriever.config
         history = query.user_history(cfg.num_actions, cfg.history_seq_len)
-        rep, _ = self.retriever.encode_user(history)
-        scores = np.asarray(self.corpus.embeddings @ rep, np.float32)
-        idx, top = top_k(scores, query.params.retrieval_max_results)
+        rep, _ = self.retriever.encode_user(history)  # [D]
+        idx, top = search(rep[None], self.corpus.embeddings, query.params.retrieval_max_results)
+        idx, top = idx[0], top[0]  # [K]
         return [
             PostCandidate(post_id=int(self.corpus.post_ids[i]),
                           author_id=int(self.corpus.author_ids[i]),

@@ -16,7 +16,8 @@ from phoenix.config import ModelType, Preset, param_count
 from phoenix.inputs import UserHistory, embed_batch, make_batch
 from phoenix.params import init_params, param_shapes, unflatten
 from phoenix.ranker import ranker_forward
-from phoenix.runtime import Ranker, Retriever, top_k
+from phoenix.runtime import Ranker, Retriever
+from phoenix.search import top_k
 from tests import reference_numpy as ref
 from tests.conftest import tiny_checkpoint
 

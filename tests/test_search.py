@@ -1,0 +1,77 @@
+"""Exact top-K search, batched over users, and batched user encoding."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from phoenix import search
+from phoenix.runtime import Retriever
+from tests.test_models import random_history
+
+
+def _brute(scores: np.ndarray, k: int) -> list[list[int]]:
+    return [sorted(range(len(row)), key=lambda i: (-row[i], i))[:k] for row in scores]
+
+
+def test_search_equals_a_full_sort_per_user():
+    rng = np.random.default_rng(0)
+    corpus = rng.standard_normal((300, 8), dtype=np.float32)
+    queries = rng.standard_normal((5, 8), dtype=np.float32)
+    idx, top = search.search(queries, corpus, 17)
+    scores = queries @ corpus.T
+    assert idx.tolist() == _brute(scores, 17)
+    np.testing.assert_array_equal(top, np.take_along_axis(scores, idx, axis=1))
+
+
+def test_search_with_ties_returns_a_top_k_ordered_by_score_then_index():
+    rng = np.random.default_rng(0)
+    corpus = rng.integers(-3, 4, (300, 8)).astype(np.float32)  # many exact ties
+    queries = rng.integers(-2, 3, (5, 8)).astype(np.float32)
+    idx, top = search.search(queries, corpus, 17)
+    scores = queries @ corpus.T
+    for row, i, t in zip(scores, idx.tolist(), top.tolist(), strict=True):
+        assert t == sorted(row.tolist(), reverse=True)[:17]  # the K best scores
+        assert [(-a, b) for a, b in zip(t, i, strict=True)] == sorted(
+            (-a, b) for a, b in zip(t, i, strict=True)
+        )  # score descending, then index
+        assert len(set(i)) == 17
+    again = search.search(queries, corpus, 17)
+    np.testing.assert_array_equal(idx, again[0])  # deterministic
+
+
+def test_search_blocks_of_users_do_not_change_results(monkeypatch):
+    rng = np.random.default_rng(1)
+    corpus = rng.standard_normal((500, 16), dtype=np.float32)
+    queries = rng.standard_normal((9, 16), dtype=np.float32)
+    whole = search.search(queries, corpus, 40)
+    monkeypatch.setattr(search, "MAX_BLOCK_SCORES", 1000)  # two users per block
+    blocked = search.search(queries, corpus, 40)
+    np.testing.assert_array_equal(whole[0], blocked[0])
+    np.testing.assert_allclose(whole[1], blocked[1], rtol=1e-6)  # BLAS order may differ
+
+
+def test_top_k_handles_k_at_or_above_the_corpus_size_and_zero():
+    scores = np.array([0.5, 2.0, 0.5, -1.0], np.float32)
+    idx, top = search.top_k(scores, 10)
+    assert idx.tolist() == [1, 0, 2, 3] and top.tolist() == [2.0, 0.5, 0.5, -1.0]
+    assert search.top_k(scores, 0)[0].shape == (0,)
+
+
+def test_device_corpus_matches_host_search():
+    rng = np.random.default_rng(2)
+    corpus = rng.standard_normal((400, 16), dtype=np.float32)
+    queries = rng.standard_normal((3, 16), dtype=np.float32)
+    host = search.search(queries, corpus, 25)
+    dev = search.DeviceCorpus(corpus).search(queries, 25)
+    np.testing.assert_array_equal(host[0], dev[0])
+    np.testing.assert_allclose(host[1], dev[1], rtol=1e-5, atol=1e-5)
+
+
+def test_encode_users_in_batches_equals_one_at_a_time(tiny_retrieval_ckpt):
+    retriever = Retriever(tiny_retrieval_ckpt)
+    rng = np.random.default_rng(3)
+    histories = [random_history(retriever.config, rng, n, user_id=u + 1)
+                 for u, n in enumerate([0, 3, 9, 40, 5])]  # fmt: skip
+    batched = retriever.encode_users(histories, batch_size=2)
+    single = np.stack([retriever.encode_user(h)[0] for h in histories])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
