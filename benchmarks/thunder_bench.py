@@ -1,11 +1,6 @@
-"""Thunder benchmark: build throughput, snapshot load time, in-network fetch latency.
+"""Thunder benchmark (the same as `xfeed bench thunder --json`), kept as a plain script.
 
-    python benchmarks/thunder_bench.py [--events 10000000] [--authors 200000] [--follow 1000]
-
-Generates a synthetic post log (creates over 3 days with replies, retweets, quotes, videos, and
-~5% deletes), writes it as Parquet, then measures: read (Parquet -> numpy), build (vectorised
-store), snapshot write, snapshot load (memory-mapped), and fetch latency p50/p99 for viewers
-following `--follow` authors. Prints a table and, with --json, one JSON object.
+python benchmarks/thunder_bench.py [--events 10000000] [--authors 200000] [--follow 1000]
 """
 
 from __future__ import annotations
@@ -13,127 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import time
 from pathlib import Path
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from thunder.fetch import InNetworkRequest, in_network_posts  # noqa: E402
-from thunder.log import read_logs  # noqa: E402
-from thunder.snapshot import load_snapshot, save_snapshot  # noqa: E402
-from thunder.store import build_store  # noqa: E402
-
-NOW = 1_780_000_000_000
-H = 3_600_000
-EPOCH = 1288834974657
-
-
-def synth_log(path: Path, events: int, authors: int, seed: int = 0) -> None:
-    """A synthetic posts.parquet with `events` rows (data.md schema, Thunder's columns)."""
-    rng = np.random.default_rng(seed)
-    n_del = events // 20
-    n = events - n_del
-    created = NOW - rng.integers(0, 72 * H, n)
-    post_id = ((created - EPOCH) << 22) | np.arange(n) % (1 << 22)
-    weights = 1.0 / np.arange(1, authors + 1) ** 0.8
-    author = rng.choice(np.arange(1, authors + 1), n, p=weights / weights.sum())
-    kind = rng.random(n)
-    reply = kind < 0.2
-    retweet = (kind >= 0.2) & (kind < 0.3)
-    quote = (kind >= 0.3) & (kind < 0.35)
-    parent = rng.integers(0, n, n)
-    reply_to = np.where(reply, post_id[parent], 0)
-    reply_user = np.where(reply, author[parent], 0)
-    conversation = np.where(reply, np.where(rng.random(n) < 0.5, post_id[parent], reply_to), 0)
-    source = np.where(retweet, post_id[parent], 0)
-    source_user = np.where(retweet, author[parent], 0)
-    video = np.where(rng.random(n) < 0.1, rng.integers(1000, 60000, n), 0)
-    del_ids = post_id[rng.integers(0, n, n_del)]
-    del_ms = NOW - rng.integers(0, 24 * H, n_del)
-
-    def nullable(a):
-        return pa.array(a, mask=a == 0)
-
-    pad = np.zeros(n_del, np.int64)
-    table = pa.table({
-        "event": pa.array(np.r_[np.full(n, "create"), np.full(n_del, "delete")]),
-        "event_ms": np.r_[created, del_ms],
-        "post_id": np.r_[post_id, del_ids],
-        "author_id": nullable(np.r_[author, pad]),
-        "created_ms": nullable(np.r_[created, pad]),
-        "in_reply_to_post_id": nullable(np.r_[reply_to, pad]),
-        "in_reply_to_user_id": nullable(np.r_[reply_user, pad]),
-        "conversation_id": nullable(np.r_[conversation, pad]),
-        "source_post_id": nullable(np.r_[source, pad]),
-        "source_user_id": nullable(np.r_[source_user, pad]),
-        "quoted_post_id": nullable(np.r_[np.where(quote, post_id[parent], 0), pad]),
-        "video_duration_ms": nullable(np.r_[video, pad].astype(np.int32)),
-    })  # fmt: skip
-    pq.write_table(table, path, row_group_size=1 << 20)
-
-
-def percentile_ms(samples: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(samples) * 1e3, q))
-
-
-def run(events: int, authors: int, follow: int, requests: int, workdir: Path) -> dict:
-    log_path = workdir / "posts.parquet"
-    t = time.perf_counter()
-    synth_log(log_path, events, authors)
-    gen_s = time.perf_counter() - t
-
-    t = time.perf_counter()
-    log = read_logs([log_path])
-    read_s = time.perf_counter() - t
-    t = time.perf_counter()
-    store = build_store(log, NOW)
-    build_s = time.perf_counter() - t
-    t = time.perf_counter()
-    save_snapshot(workdir / "snap", store, log)
-    write_s = time.perf_counter() - t
-    del store, log
-
-    t = time.perf_counter()
-    loaded, _ = load_snapshot(workdir / "snap")
-    load_s = time.perf_counter() - t
-
-    rng = np.random.default_rng(1)
-    weights = 1.0 / np.arange(1, authors + 1) ** 0.8
-    viewers = []
-    for v in range(requests):
-        viewers.append(InNetworkRequest(
-            10_000_000 + v,
-            rng.choice(np.arange(1, authors + 1), follow, replace=False, p=weights / weights.sum()),
-        ))  # fmt: skip
-    in_network_posts(loaded, viewers[0])  # warm-up (page in the mapped files)
-    lat, sizes = [], []
-    for req in viewers:
-        t = time.perf_counter()
-        rows = in_network_posts(loaded, req)
-        lat.append(time.perf_counter() - t)
-        sizes.append(len(rows))
-    return {
-        "events": events,
-        "authors": authors,
-        "posts_stored": loaded.num_posts,
-        "generate_s": round(gen_s, 2),
-        "read_s": round(read_s, 3),
-        "build_s": round(build_s, 3),
-        "build_events_per_s": round(events / build_s),
-        "read_build_events_per_s": round(events / (read_s + build_s)),
-        "snapshot_write_s": round(write_s, 3),
-        "snapshot_load_ms": round(load_s * 1e3, 2),
-        "fetch_following": follow,
-        "fetch_requests": requests,
-        "fetch_mean_results": round(float(np.mean(sizes)), 1),
-        "fetch_p50_ms": round(percentile_ms(lat, 50), 3),
-        "fetch_p99_ms": round(percentile_ms(lat, 99), 3),
-    }
+from pipeline.bench.thunder import bench_thunder  # noqa: E402
 
 
 def main() -> None:
@@ -142,16 +21,9 @@ def main() -> None:
     ap.add_argument("--authors", type=int, default=200_000)
     ap.add_argument("--follow", type=int, default=1000)
     ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        res = run(args.events, args.authors, args.follow, args.requests, Path(tmp))
-    if args.json:
-        print(json.dumps(res))
-    else:
-        width = max(map(len, res))
-        for k, v in res.items():
-            print(f"{k:<{width}}  {v:,}" if isinstance(v, int) else f"{k:<{width}}  {v}")
+    report = bench_thunder(args.events, args.authors, args.follow, args.requests)
+    print(json.dumps(report.to_json(), indent=2))
 
 
 if __name__ == "__main__":

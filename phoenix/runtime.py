@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from phoenix import hashing, ranker, retrieval
-from phoenix.batch import RecsysBatch
+from phoenix.batch import RecsysBatch, RecsysEmbeddings
 from phoenix.cached import bucket, cached_probs_fn
 from phoenix.config import PhoenixConfig
 from phoenix.embeddings import EmbeddingTables
@@ -108,17 +108,38 @@ class Ranker:
         n = len(post_ids)
         if n == 0:
             return np.zeros((0, self.config.num_actions), np.float32)
-        size = bucket(n, self.config.candidate_seq_len)
-        sl = slice(0, n)
+        batch, emb = self.cached_inputs(history, post_ids, author_ids, product_surface,
+                                        impression_ts, creation_ts)  # fmt: skip
+        probs = cached_probs_fn(self.config)(self.params, batch, emb)  # [1, bucket, A]
+        return np.asarray(probs, np.float32)[0, :n]
+
+    def cached_inputs(
+        self,
+        history,
+        post_ids,
+        author_ids,
+        product_surface=None,
+        impression_ts=None,
+        creation_ts=None,
+    ) -> tuple[RecsysBatch, RecsysEmbeddings]:
+        """The cached path's batch and embeddings: candidates padded to their shape bucket."""
+        size = bucket(len(post_ids), self.config.candidate_seq_len)
+        sl = slice(0, len(post_ids))
         batch = make_batch(
             history, self.config,
             _padded(post_ids, sl, size, np.int64), _padded(author_ids, sl, size, np.int64),
             _padded(product_surface, sl, size, np.int32), impression_ts,
             _padded(creation_ts, sl, size, np.int64),
         )  # fmt: skip
-        emb = embed_batch(batch, self.ckpt.tables, self.config)
-        probs = cached_probs_fn(self.config)(self.params, batch, emb)  # [1, size, A]
-        return np.asarray(probs, np.float32)[0, :n]
+        return batch, embed_batch(batch, self.ckpt.tables, self.config)
+
+    def cached_flops(self, history: UserHistory, post_ids: np.ndarray) -> float:
+        """FLOPs of one cached-path call for these candidates, as XLA counts them."""
+        batch, emb = self.cached_inputs(history, post_ids, post_ids)
+        compiled = cached_probs_fn(self.config).lower(self.params, batch, emb).compile()
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        return float(cost.get("flops", float("nan")))
 
 
 def _padded(a: np.ndarray | None, sl: slice, size: int, dtype: type) -> np.ndarray | None:

@@ -19,6 +19,7 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from checkpoints.atomic import atomic_path
@@ -68,7 +69,7 @@ class XFeedGroup(TyperGroup):
             if debug_enabled():
                 raise
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
             hint = "(set XFEED_DEBUG=1 for a traceback)"
             err.print(f"[dim]{hint}[/]", highlight=False)
             raise typer.Exit(2) from None

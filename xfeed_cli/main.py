@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from xfeed_cli.commands import ckpt, data, feed, phoenix, thunder
+from xfeed_cli.commands import bench, ckpt, data, feed, phoenix, thunder
 from xfeed_cli.console import XFeedGroup, setup_logging
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ app.add_typer(data.data_app, name="data")
 app.add_typer(data.index_app, name="index")
 app.command("train")(data.train)
 app.command("eval")(data.eval_command)
+app.command("bench")(bench.bench)
 
 
 @app.callback()

@@ -1,0 +1,40 @@
+"""`xfeed bench --plot FILE.png`: ranking latency against the number of candidates, both paths.
+
+matplotlib is an optional dependency (`pip install 'xfeed[plot]'`); it is imported only here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from checkpoints.atomic import atomic_path
+
+
+class PlotUnavailableError(RuntimeError):
+    """matplotlib is not installed."""
+
+
+def plot_ranking(series: dict[str, Any], info: dict[str, Any], path: Path | str) -> None:
+    """Write a PNG (atomically) of reference vs cached p50 latency over candidate counts."""
+    try:
+        import matplotlib  # noqa: PLC0415 - optional dependency
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError as exc:
+        raise PlotUnavailableError("--plot needs matplotlib: pip install 'xfeed[plot]'") from exc
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    n = series["candidates"]
+    ax.plot(n, series["reference_ms"], "o-", label="reference (chunked, user+history per chunk)")
+    ax.plot(n, series["cached_ms"], "s-", label="cached (user+history once)")
+    ax.set_xlabel("candidates")
+    ax.set_ylabel("p50 latency (ms)")
+    ax.set_title(f"Phoenix ranking, {series.get('dtype', '')} on {info.get('device', '')}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

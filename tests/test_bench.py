@@ -1,0 +1,60 @@
+"""`xfeed bench`: the reports are well-formed and their correctness figures hold (timings are
+measured, never asserted)."""
+
+from __future__ import annotations
+
+import json
+
+from phoenix.config import Preset
+from pipeline.bench.core import Timing, measure
+from pipeline.bench.plot import plot_ranking
+from pipeline.bench.ranking import bench_ranking
+from pipeline.bench.retrieval import bench_retrieval
+from pipeline.bench.thunder import bench_thunder
+from xfeed_cli.main import app
+
+
+def test_timing_percentiles_and_measure_counts_calls():
+    t = Timing((1.0, 2.0, 3.0, 4.0, 100.0))
+    assert t.p50 == 3.0 and 4.0 < t.p95 <= 100.0
+    calls = []
+    m = measure(lambda: calls.append(1), repeat=4, warmup=2)
+    assert len(calls) == 6 and len(m.samples_ms) == 4
+
+
+def test_ranking_bench_paths_agree_and_report_a_floor(tmp_path):
+    r = bench_ranking(repeat=1, candidates=70, dtypes=("float32",), sweep=(8, 70),
+                      preset=Preset.TINY, vocab=500)  # fmt: skip
+    s = r.summary["float32"]
+    assert s["max_abs_prob_diff"] < 1e-3
+    assert s["cached_gflop"] > 0 and s["floor_ms"] > 0 and s["speedup_cached_vs_reference"] > 0
+    assert [row.label for row in r.rows] == ["reference (float32)", "cached (float32)"]
+    assert r.series["candidates"] == [8, 70] and len(r.series["cached_ms"]) == 2
+    png = tmp_path / "rank.png"
+    plot_ranking(r.series, r.info, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    json.dumps(r.to_json())
+
+
+def test_retrieval_bench_compares_against_the_numpy_floor():
+    r = bench_retrieval(repeat=1, corpus_size=3000, dim=16, k=50, batch=4, preset=Preset.TINY)
+    labels = [row.label for row in r.rows]
+    assert "numpy floor, 1 query" in labels and "xfeed search, 4 queries" in labels
+    assert r.summary["single_vs_floor"] > 0 and r.summary["batch_vs_floor"] > 0
+
+
+def test_thunder_bench_reports_build_and_fetch(tmp_path):
+    r = bench_thunder(events=20_000, authors=500, follow=50, requests=5, workdir=tmp_path)
+    assert r.summary["build_events_per_s"] > 0 and r.summary["fetch_p50_ms"] > 0
+    assert r.info["posts_stored"] > 0
+    assert list(tmp_path.iterdir()) == []  # the generated log is removed
+
+
+def test_bench_cli_json_and_bad_plot_target(runner, tmp_path):
+    res = runner.invoke(app, ["bench", "thunder", "--quick", "--repeat", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout.strip().splitlines()[-1])["reports"][0]
+    assert report["name"] == "thunder" and report["summary"]["fetch_p50_ms"] > 0
+    res = runner.invoke(app, ["bench", "thunder", "--plot", str(tmp_path / "x.png")])
+    assert res.exit_code == 2 and "ranking" in res.output
+    assert not (tmp_path / "x.png").exists()

@@ -1,0 +1,143 @@
+"""`xfeed bench [ranking|retrieval|thunder|e2e|load|all]`: measure, print tables (or JSON)."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import jax
+import typer
+from rich.table import Table
+
+from phoenix.device import select_device
+from pipeline.bench.core import DEFAULT_WORKDIR, Report
+from pipeline.bench.e2e import bench_e2e
+from pipeline.bench.loading import bench_load
+from pipeline.bench.plot import PlotUnavailableError, plot_ranking
+from pipeline.bench.ranking import bench_ranking
+from pipeline.bench.retrieval import bench_retrieval
+from pipeline.bench.thunder import bench_thunder
+from xfeed_cli.console import InputError, dumps, err, out, write_lines
+from xfeed_cli.options import DeviceOpt, JsonOpt, OutOpt
+
+
+class Target(enum.StrEnum):
+    RANKING = "ranking"
+    RETRIEVAL = "retrieval"
+    THUNDER = "thunder"
+    E2E = "e2e"
+    LOAD = "load"
+    ALL = "all"
+
+
+SWEEP = (64, 256, 512, 1024, 1536, 2048)
+QUICK_SWEEP = (64, 256, 512)
+
+
+def bench(
+    what: Annotated[Target, typer.Argument(help="Which benchmark (all: every one).")] = Target.ALL,
+    repeat: Annotated[int, typer.Option(min=1, help="Timed calls per measurement.")] = 20,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            help="Small sizes (smoke run): 256 candidates, 20k corpus, 200k "
+            "events, the bundled world, 20k-row tables."
+        ),  # fmt: skip
+    ] = False,
+    candidates: Annotated[int, typer.Option(min=1, help="Ranking: candidates.")] = 1536,
+    corpus_size: Annotated[int, typer.Option(min=1, help="Retrieval: corpus rows.")] = 1_000_000,
+    events: Annotated[int, typer.Option(min=1000, help="Thunder: log events.")] = 10_000_000,
+    posts: Annotated[int, typer.Option(min=1000, help="e2e: world posts.")] = 1_000_000,
+    world: Annotated[Path | None, typer.Option(help="e2e: use this world instead.")] = None,
+    vocab: Annotated[int, typer.Option(min=2, help="load: rows per table.")] = 1_000_000,
+    workdir: Annotated[
+        Path, typer.Option(help="Where generated inputs are kept ($XFEED_BENCH_DIR).")
+    ] = DEFAULT_WORKDIR,
+    plot: Annotated[
+        Path | None, typer.Option(help="Ranking: PNG of latency vs candidates, both paths.")
+    ] = None,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+    out_path: OutOpt = None,
+) -> None:
+    """Measure the ranking paths, retrieval, Thunder, the whole pipeline and checkpoint loading
+    on the same inputs in one process; progress on stderr, tables on stdout."""
+    dev = select_device(device)
+    logging.getLogger("xfeed.bench").setLevel(logging.INFO)
+    err.print(f"device: {dev.platform}:{dev.id} ({dev.device_kind})", highlight=False)
+    targets = [t for t in Target if t is not Target.ALL] if what is Target.ALL else [what]
+    if plot is not None and Target.RANKING not in targets:
+        raise InputError("--plot draws the ranking benchmark: use `xfeed bench ranking --plot`")
+    reports: list[Report] = []
+    with jax.default_device(dev):
+        for t in targets:
+            reports.append(_run(t, dev, repeat, quick, candidates, corpus_size, events, posts,
+                                world, vocab, workdir, plot is not None))  # fmt: skip
+            if not as_json:
+                render(reports[-1])
+    if plot is not None:
+        ranking = next(r for r in reports if r.name == "ranking")
+        try:
+            plot_ranking(ranking.series, ranking.info, plot)
+        except PlotUnavailableError as exc:
+            raise InputError(str(exc)) from None
+        err.print(f"wrote {plot}", highlight=False)
+    if as_json or out_path is not None:
+        write_lines([dumps({"reports": [r.to_json() for r in reports]})], out_path)
+
+
+def _run(t: Target, dev, repeat, quick, candidates, corpus_size, events, posts, world, vocab,
+         workdir, sweep) -> Report:  # fmt: skip
+    if t is Target.RANKING:
+        return bench_ranking(repeat, 256 if quick else candidates, device=dev,
+                             sweep=(QUICK_SWEEP if quick else SWEEP) if sweep else ())  # fmt: skip
+    if t is Target.RETRIEVAL:
+        return bench_retrieval(repeat, 20_000 if quick else corpus_size, device=dev)
+    if t is Target.THUNDER:
+        n = 200_000 if quick else events
+        return bench_thunder(n, authors=max(1000, n // 50), requests=min(200, repeat * 10))
+    if t is Target.E2E:
+        from pipeline.feed import BUNDLED  # noqa: PLC0415
+
+        w = Path(BUNDLED.world) if quick and world is None else world
+        return bench_e2e(repeat, posts, w, workdir=workdir)
+    return bench_load(20_000 if quick else vocab, workdir, repeat=min(repeat, 3))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if v != 0 and abs(v) < 1e-3:
+            return f"{v:.1e}"
+        return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def render(report: Report) -> None:
+    """One table of measured rows, then the derived figures."""
+    info = ", ".join(f"{k} {_fmt(v)}" for k, v in report.info.items())
+    table = Table(title=f"xfeed bench {report.name}", caption=info, caption_justify="left")
+    for col, just in (("what", "left"), ("p50 ms", "right"), ("p95 ms", "right"),
+                      ("throughput", "right"), ("", "left")):  # fmt: skip
+        table.add_column(col, justify=just)
+    for row in report.rows:
+        t = row.timing
+        table.add_row(
+            row.label,
+            _fmt(t.p50) if t else "",
+            _fmt(t.p95) if t and len(t.samples_ms) > 1 else "",
+            f"{row.throughput:,.0f} {row.unit}" if row.throughput is not None else "",
+            ", ".join(f"{k} {_fmt(v)}" for k, v in row.extra.items()),
+        )
+    out.print(table)
+    for key, value in report.summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+        out.print(f"  {key}: {_fmt(value) if not isinstance(value, str) else value}",
+                  highlight=False)  # fmt: skip
+    for note in report.notes:
+        out.print(f"  [dim]{note}[/]")
+    out.print()
