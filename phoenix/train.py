@@ -49,6 +49,21 @@ class TrainConfig:
     # Candidate post embeddings are zeroed with this probability during training, so the model
     # also learns to score posts it has never seen (cold posts) from their authors.
     post_dropout: float = 0.5
+    # Ranker only: the same for history post embeddings and the user embedding. At 1.0 the
+    # model never sees that input, and its table is exported as zeros (inference = training):
+    # the ranker then has to read the user's taste from the authors and actions of the history
+    # instead of memorising user or post ids.
+    history_post_dropout: float = 0.0
+    user_dropout: float = 0.0
+
+    def unused_tables(self) -> tuple[str, ...]:
+        """Ranker tables the training never reads (exported as zeros)."""
+        out = []
+        if self.user_dropout >= 1.0:
+            out.append("user")
+        if self.post_dropout >= 1.0 and self.history_post_dropout >= 1.0:
+            out.append("item")
+        return tuple(out)
 
 
 def _lookup(table: jax.Array, rows: jax.Array, offset: int) -> jax.Array:
@@ -132,9 +147,13 @@ def train_ranker(
     fwd = hk.without_apply_rng(hk.transform(ranker.ranker_forward(cfg)))
 
     def loss_fn(state, data):
-        batch, labels, keep = data
+        batch, labels, keep, keep_hist, keep_user = data
         emb = embed(state["tables"], batch, cfg)
-        emb = emb._replace(candidate_post_embeddings=emb.candidate_post_embeddings * keep)
+        emb = emb._replace(
+            candidate_post_embeddings=emb.candidate_post_embeddings * keep,
+            history_post_embeddings=emb.history_post_embeddings * keep_hist,
+            user_embeddings=emb.user_embeddings * keep_user,
+        )
         out = fwd.apply(state["model"], batch, emb)
         logits = out.logits.astype(jnp.float32)  # [B, C, A]
         mask = (batch.candidate_post_hashes[:, :, 0] != 0).astype(jnp.float32)[..., None]
@@ -144,12 +163,17 @@ def train_ranker(
     drop = np.random.default_rng(tc.seed + 2)
 
     def get(idx):
+        batch = _batch(examples, idx)
         labels = examples["labels"][idx].astype(np.float32)
         keep = (drop.random(labels.shape[:2]) >= tc.post_dropout).astype(np.float32)
-        return _batch(examples, idx), labels, keep[..., None, None]  # [B, C, 1, 1]
+        s = batch.history_post_hashes.shape[1]
+        keep_hist = (drop.random((len(idx), s)) >= tc.history_post_dropout).astype(np.float32)
+        keep_user = (drop.random(len(idx)) >= tc.user_dropout).astype(np.float32)
+        return (batch, labels, keep[..., None, None],  # [B, C, 1, 1]
+                keep_hist[..., None, None], keep_user[:, None, None])  # fmt: skip
 
     state, losses = _fit(loss_fn, init_state(cfg, tc), get, len(examples["labels"]), tc, progress)
-    return _export(state, losses)
+    return _export(state, losses, zeroed=tc.unused_tables())
 
 
 def train_retrieval(
@@ -188,7 +212,12 @@ def train_retrieval(
     return _export(state, losses)
 
 
-def _export(state: dict, losses: list[float]) -> tuple[FlatParams, EmbeddingTables, list[float]]:
+def _export(
+    state: dict, losses: list[float], zeroed: tuple[str, ...] = ()
+) -> tuple[FlatParams, EmbeddingTables, list[float]]:
     params = flatten(jax.device_get(state["model"]))
-    tables = EmbeddingTables(**{e: np.asarray(state["tables"][e]) for e in ENTITIES})
+    tables = EmbeddingTables(**{
+        e: np.zeros_like(state["tables"][e]) if e in zeroed else np.asarray(state["tables"][e])
+        for e in ENTITIES
+    })  # fmt: skip
     return {k: np.asarray(v, np.float32) for k, v in params.items()}, tables, losses

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,11 +10,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from checkpoints.formats import load_model
 from phoenix.train import TrainConfig
 from pipeline import metrics
 from pipeline.sequences import load_sequences, split_points
 from pipeline.synth import SynthConfig, synth_world
-from pipeline.training import model_config, ranker_examples, retrieval_examples, train_model
+from pipeline.training import (
+    default_train_config,
+    model_config,
+    ranker_examples,
+    retrieval_examples,
+    train_model,
+)
 from xfeed_cli.main import app
 
 SCHEMA = {
@@ -131,6 +139,18 @@ def test_a_few_training_steps_lower_the_loss(tiny_world, tmp_path):
     assert meta["final_loss"] < meta["initial_loss"]
     cfg = json.loads((tmp_path / "ck" / "ranker" / "config.json").read_text())
     assert cfg["provenance"]["world_hash"] and cfg["provenance"]["steps"] == 60
+
+
+def test_ranker_trained_without_ids_exports_zero_user_and_item_tables(tiny_world, tmp_path):
+    tc = dataclasses.replace(default_train_config("ranker"), steps=60, batch_size=16,
+                             learning_rate=1e-2)  # fmt: skip
+    assert set(tc.unused_tables()) == {"user", "item"}
+    meta = train_model("ranker", tiny_world, tmp_path / "ck", train_config=tc)
+    assert meta["final_loss"] < meta["initial_loss"] * 0.8
+    ckpt, _ = load_model(tmp_path / "ck", "ranker")
+    assert not ckpt.tables.user.any() and not ckpt.tables.item.any()
+    assert ckpt.tables.author.any()
+    assert ckpt.config.history_seq_len == 128
 
 
 def test_cli_synth_train_index_eval(tmp_path, runner):

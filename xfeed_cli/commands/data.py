@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -10,11 +11,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from phoenix.config import ModelType, Preset
-from phoenix.train import TrainConfig
 from pipeline.evaluation import evaluate
 from pipeline.index import build_index
 from pipeline.synth import SynthConfig, synth_world
-from pipeline.training import train_model
+from pipeline.training import default_train_config, train_model
 from xfeed_cli.console import dumps, err, out, write_lines
 from xfeed_cli.device import use_device
 from xfeed_cli.options import DeviceOpt, JsonOpt, SeedOpt
@@ -44,16 +44,23 @@ def train(
     world: WorldOpt,
     ckpt_out: Annotated[Path, typer.Option("--out", help="Checkpoint directory (bundle).")],
     preset: Annotated[Preset, typer.Option(help="Architecture preset.")] = Preset.TINY,
-    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = TrainConfig.steps,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Optimizer steps (default: ranker 3000, retrieval 1500)."
+        ),  # fmt: skip
+    ] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
 ) -> None:
     """Train one model on a world's training split; writes CKPT/<model> (xfeed format)."""
     use_device(device)
+    tc = dataclasses.replace(default_train_config(model), seed=seed,
+                             **({"steps": steps} if steps else {}))  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[loss]}"),
                TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(f"train {model}", total=steps, loss="")
+        task = bar.add_task(f"train {model}", total=tc.steps, loss="")
 
         def progress(step: int, total: int, loss: float) -> None:
             bar.update(task, completed=step, loss=f"loss {loss:.4f}")
@@ -63,7 +70,7 @@ def train(
             world,
             ckpt_out,
             preset=preset,
-            train_config=TrainConfig(steps=steps, seed=seed),
+            train_config=tc,
             progress=progress,
         )
     err.print(
