@@ -153,13 +153,15 @@ def evaluate_retrieval(checkpoint: Path | str, world: Path | str, seed: int = 0)
     rng = np.random.default_rng(seed)
     recalls: dict[str, list[float]] = {"model": [], "random": [], "popularity": [], "recency": [],
                                        "author-follow": []}  # fmt: skip
-    for u in range(len(seq.user_ids)):
+    users = [u for u in range(len(seq.user_ids))
+             if (seq.actions[int(split[u]) : int(seq.offsets[u + 1]), FAV] > 0).any()]  # fmt: skip
+    reps = retriever.encode_users(  # [users, D], one jitted call per 64 users
+        [_history(seq, u, int(split[u]), ckpt.config.history_seq_len) for u in users]
+    )
+    for u, rep in zip(users, reps, strict=True):
         lo, hi = int(split[u]), int(seq.offsets[u + 1])
         relevant = seq.post_id[lo:hi][seq.actions[lo:hi, FAV] > 0]
-        if hi <= lo or len(relevant) == 0:
-            continue
         seen = np.isin(corpus_ids, seq.post_id[seq.offsets[u] : lo])
-        rep, _ = retriever.encode_user(_history(seq, u, lo, ckpt.config.history_seq_len))
         followed = np.isin(corpus_authors, dst[src == seq.user_ids[u]])
         scores = {
             "model": emb @ rep,

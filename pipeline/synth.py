@@ -266,7 +266,7 @@ def _engagements(
             if len(following[i])
             else (np.zeros(0, int))
         )
-        k = int(np.clip(cfg.impressions_per_user * u.activity[i], 15, 450))
+        k = min(int(np.clip(cfg.impressions_per_user * u.activity[i], 15, 450)), n_posts)
         k_in = min(len(in_net), int(k * 0.45))
         k_explore = int(k * 0.25)  # exploration: uniformly random posts
         w = u.pref[i][posts["topic"]] * topic_pop + 0.02
@@ -316,7 +316,7 @@ def _engagements(
                 round(dwell, 2),
             )
         # a recent feed request: served (returned) posts, some within the last 10 minutes
-        recent = rng.choice(n_posts, size=12, replace=False)
+        recent = rng.choice(n_posts, size=min(12, n_posts), replace=False)
         for j, p in enumerate(recent):
             imp["user_id"].append(int(u.ids[i]))
             imp["post_id"].append(int(posts["post_id"][p]))

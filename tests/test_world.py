@@ -153,6 +153,15 @@ def test_ranker_trained_without_ids_exports_zero_user_and_item_tables(tiny_world
     assert ckpt.config.history_seq_len == 128
 
 
+def test_synth_with_fewer_posts_than_impressions_per_user(tmp_path, runner):
+    res = runner.invoke(app, ["data", "synth", "--out", str(tmp_path / "w"), "--users", "30",
+                              "--posts-per-user", "1", "--days", "1"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    posts = pq.read_table(tmp_path / "w" / "posts.parquet")
+    imps = pq.read_table(tmp_path / "w" / "impressions.parquet")
+    assert 0 < posts.num_rows < 60 and imps.num_rows > 0
+
+
 def test_cli_synth_train_index_eval(tmp_path, runner):
     w, ck = tmp_path / "w", tmp_path / "ck"
     assert runner.invoke(app, ["data", "synth", "--out", str(w), "--users", "60", "--seed", "1"]

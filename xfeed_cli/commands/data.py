@@ -31,10 +31,18 @@ def synth(
     users: Annotated[int, typer.Option(min=20, help="Number of accounts.")] = 2000,
     seed: SeedOpt = 0,
     days: Annotated[float, typer.Option(min=0.5, help="Days of posts.")] = 3.0,
+    posts_per_user: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Mean posts per account over the period (500 with 2,000 users: a 1M-post world).",
+        ),  # fmt: skip
+    ] = SynthConfig.posts_per_user,
 ) -> None:
     """Write a synthetic world (data.md tables); the same seed gives the same bytes."""
+    cfg = SynthConfig(users=users, seed=seed, days=days, posts_per_user=posts_per_user)
     with err.status(f"synthesising {users} users …"):
-        meta = synth_world(out_dir, SynthConfig(users=users, seed=seed, days=days))
+        meta = synth_world(out_dir, cfg)
     rows = ", ".join(f"{k} {v:,}" for k, v in meta["rows"].items())
     err.print(f"wrote {out_dir}: {rows}", highlight=False)
 
