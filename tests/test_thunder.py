@@ -319,6 +319,31 @@ def test_snapshot_round_trip_is_memory_mapped_and_identical(tmp_path):
     assert fetch_ids(loaded, 1, [10, 11, 12]) == fetch_ids(store, 1, [10, 11, 12])
     stats = snapshot_stats(loaded, m2)
     assert stats["posts"] == 29 and sum(stats["age_histogram"].values()) == 29
+    assert np.array_equal(loaded.fetch_index.table, store.fetch_index.table)
+    assert np.array_equal(loaded.fetch_index.time_points, store.fetch_index.time_points)
+
+
+def test_fetch_index_counts_and_snapshots_without_one(tmp_path):
+    # author 10: posts 1..20 h old (originals); the index counts entries at or after each point
+    events = [post(i, 10, i) for i in range(1, 21)] + [
+        post(100 + i, 11, 0.1 * (i + 1)) for i in range(5)
+    ]
+    log = read_logs([write_post_log(tmp_path / "posts.parquet", events)])
+    store = build_store(log, NOW)
+    index = store.fetch_index
+    cols = index.kind_columns(index.rows(np.array([10, 11])), Kind.ORIGINAL)
+    created = store.lists[Kind.ORIGINAL].created_ms
+    for row, author in zip(cols, (10, 11), strict=True):
+        mine = created[row[0] : row[0] + row[1]]
+        assert row[1] == (20 if author == 10 else 5)
+        assert row[3:].tolist() == [int((mine >= t).sum()) for t in index.time_points]
+    save_snapshot(tmp_path / "snap", store, log)
+    (tmp_path / "snap" / "fetch_index.arrow").unlink()  # as written before the index existed
+    old, _ = load_snapshot(tmp_path / "snap")
+    assert old.fetch_index is None
+    for cfg in (ThunderConfig(), SMALL):
+        assert fetch_ids(old, 1, [10, 11], cfg=cfg) == fetch_ids(store, 1, [10, 11], cfg=cfg)
+    assert old.fetch_index is not None  # built on first use
 
 
 @pytest.mark.parametrize(

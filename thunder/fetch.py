@@ -5,10 +5,11 @@ than `scan_per_author` non-excluded entries, skip retweets of the viewer's own p
 reply rule (secondary lists), take up to the per-author limit. Then merge, newest first, and
 truncate to `max_results`.
 
-Vectorised over authors with a threshold scan: each author's list is read through a small window
-of its newest entries; once `max_results` posts are chosen, the time of the last one is a
-threshold, and only authors whose window ends at or after it (and could still yield posts) are
-read further, with doubled windows. The result equals the full scan.
+Vectorised over authors with a threshold scan: each author's list is read through a window of its
+newest entries, sized from the fetch index (thunder.index) so that one pass usually covers the
+`max_results` newest posts; once they are chosen, the time of the last one is a threshold, and
+only authors whose window ends at or after it (and could still yield posts) are read further,
+straight past it. The result equals the full scan.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import dataclasses
 import numpy as np
 
 from thunder.config import DEFAULT_CONFIG, ThunderConfig
+from thunder.index import FetchIndex, build_fetch_index
 from thunder.rules import Kind, ReplyClass
 from thunder.store import ThunderStore
 
@@ -130,30 +132,44 @@ def _entries_since(store: ThunderStore, group: np.ndarray, start: np.ndarray, th
     return np.searchsorted(key, target, side="right") - start
 
 
-def _start_scan(store: ThunderStore, plan, authors: np.ndarray, window: int) -> _Scan:
-    """Groups of every (kind, followed author present in that kind's lists)."""
-    group_base = dict(
-        zip(Kind, np.cumsum([0] + [len(store.lists[k].authors) for k in Kind]), strict=False)
-    )
-    takes, groups, starts, totals = [], [], [], []
+def fetch_index(store: ThunderStore) -> FetchIndex:
+    """The store's fetch index (built with the store or loaded with its snapshot; built here and
+    cached for a snapshot written without one)."""
+    if store.fetch_index is None:
+        store.fetch_index = build_fetch_index(store)
+    return store.fetch_index
+
+
+def _start_scan(store: ThunderStore, plan, authors: np.ndarray, limit: int) -> _Scan:
+    """Groups of every (kind, followed author present in that kind's lists), with first windows
+    sized from the index counts: the newest time point whose entries (each group capped at its
+    kind's limit) reach `limit` posts; groups with nothing that new start closed-but-open (read
+    later only if filtering pushes the threshold past that point)."""
+    index = fetch_index(store)
+    rows = index.rows(authors)  # [F', W·K]
+    parts, takes = [], []
     for kind, take in plan:
-        lists = store.lists[kind]
-        if len(lists.authors):
-            pos = np.minimum(np.searchsorted(lists.authors, authors), len(lists.authors) - 1)
-            pos = pos[lists.authors[pos] == authors]
-        else:
-            pos = np.zeros(0, np.int64)
-        start = lists.offsets[pos]
-        starts.append(start + lists.base)
-        totals.append(lists.offsets[pos + 1] - start)
-        groups.append(pos + group_base[kind])
-        takes.append(np.full(len(pos), take))
-    start, total = np.concatenate(starts), np.concatenate(totals)
+        cols = FetchIndex.kind_columns(rows, kind)
+        cols = cols[cols[:, 1] > 0]
+        parts.append(cols)
+        takes.append(np.full(len(cols), take, np.int64))
+    cols = np.concatenate(parts).astype(np.int64)
+    take = np.concatenate(takes)
+    start, total, group, counts = cols[:, 0], cols[:, 1], cols[:, 2], cols[:, 3:]
+    covered = np.minimum(counts, take[:, None]).sum(axis=0)  # [J], growing with j
+    j = int(np.argmax(covered >= limit)) if len(covered) and covered[-1] >= limit else -1
+    newer = counts[:, j] if len(covered) else np.zeros(len(start), np.int64)
     n, empty = len(start), np.zeros(0, np.int64)
-    return _Scan(
-        store.entries, np.concatenate(takes), np.concatenate(groups), start, total,
-        np.minimum(total, window), np.zeros(n, bool), np.zeros(n, np.int64), empty, empty,
+    scan = _Scan(
+        store.entries, take, group, start, total,
+        np.minimum(np.minimum(newer + 1, total), 2 * take),  # +1: see where the group goes on
+        np.zeros(n, bool), np.zeros(n, np.int64), empty, empty,
     )  # fmt: skip
+    untouched = newer == 0
+    scan.window[untouched] = 0
+    scan.open[untouched] = True
+    scan.last[untouched] = index.time_points[j] if len(covered) else 0
+    return scan
 
 
 def in_network_posts(
@@ -175,9 +191,8 @@ def in_network_posts(
     else:
         plan = [(Kind.ORIGINAL, config.max_originals), (Kind.SECONDARY, config.max_secondary)]
         limit = request.max_results or config.max_results
-    window = max(2, -(-2 * limit // max(len(authors), 1)))
-    scan = _start_scan(store, plan, authors, window)
-    sel = np.arange(len(scan.start))
+    scan = _start_scan(store, plan, authors, limit)
+    sel = np.flatnonzero(scan.window > 0)
     threshold, created = None, np.zeros(0, np.int64)
     while len(sel):
         scan.step(sel, request.viewer_id, authors, exclude, config.scan_per_author)
@@ -187,7 +202,7 @@ def in_network_posts(
         threshold = np.partition(created, -limit)[-limit] if len(created) >= limit else None
         need = scan.open if threshold is None else scan.open & (scan.last >= threshold)
         sel = np.flatnonzero(need)
-        grow = scan.window[sel] * 2
+        grow = np.maximum(scan.window[sel] * 2, 2)
         if threshold is not None and len(sel):
             since = _entries_since(store, scan.group[sel], scan.start[sel], threshold)
             grow = np.maximum(grow, since + 1)

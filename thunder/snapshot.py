@@ -4,6 +4,8 @@
     SNAP/posts.arrow          one row per stored post, sorted by post_id
     SNAP/entries.arrow        posting-list entries of every kind (original, secondary, video)
     SNAP/<kind>_authors.arrow author, start, end into that kind's part of the entries
+    SNAP/fetch_index.arrow    the fetch index (thunder.index): author + one int32 record each
+                              (optional: a snapshot without it gets it built on first fetch)
 
 Loading maps the files and views their columns as numpy arrays without copying.
 """
@@ -21,6 +23,7 @@ import pyarrow as pa
 from checkpoints.atomic import atomic_path
 from thunder.config import DEFAULT_CONFIG, ThunderConfig
 from thunder.errors import ThunderError
+from thunder.index import FetchIndex
 from thunder.log import PostLog
 from thunder.rules import Kind
 from thunder.store import PostingLists, ThunderStore
@@ -72,6 +75,9 @@ def save_snapshot(
             _write_arrow(tmp / f"{name}_authors.arrow", {
                 "author_id": lists.authors, "start": lists.offsets[:-1], "end": lists.offsets[1:],
             })  # fmt: skip
+        if store.fetch_index is not None:
+            _write_fetch_index(tmp / "fetch_index.arrow", store.fetch_index)
+            manifest["fetch_index_time_points"] = store.fetch_index.time_points.tolist()
         text = json.dumps(manifest, indent=2) + "\n"
         (tmp / "manifest.json").write_text(text)
     return json.loads(text)
@@ -110,7 +116,38 @@ def load_snapshot(path: Path | str) -> tuple[ThunderStore, dict[str, Any]]:
         manifest["counts"],
         entries,
     )
+    if (path / "fetch_index.arrow").exists() and "fetch_index_time_points" in manifest:
+        store.fetch_index = _read_fetch_index(
+            path / "fetch_index.arrow", manifest["fetch_index_time_points"]
+        )
     return store, manifest
+
+
+def _write_fetch_index(path: Path, index: FetchIndex) -> None:
+    width = index.table.shape[1]
+    values = pa.array(np.ascontiguousarray(index.table).ravel())
+    table = pa.table({
+        "author_id": pa.array(index.authors),
+        "record": pa.FixedSizeListArray.from_arrays(values, width),
+    })  # fmt: skip
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _read_fetch_index(path: Path, time_points: list[int]) -> FetchIndex:
+    """Memory-mapped: the records' values buffer is the row-major [U, W] table, not copied."""
+    try:
+        table = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+        record = table.column("record").combine_chunks()
+        width = record.type.list_size
+        values = record.flatten().to_numpy()
+        authors = table.column("author_id").combine_chunks().to_numpy()
+    except (pa.ArrowInvalid, OSError, KeyError) as exc:
+        raise ThunderError(f"{path}: unreadable snapshot file ({exc})") from exc
+    if values.dtype != np.int32 or len(values) != len(authors) * width:
+        raise ThunderError(f"{path}: malformed fetch index")
+    return FetchIndex(authors, values.reshape(len(authors), width),
+                      np.asarray(time_points, np.int64))  # fmt: skip
 
 
 def snapshot_stats(store: ThunderStore, manifest: dict[str, Any]) -> dict[str, Any]:

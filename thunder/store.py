@@ -20,6 +20,7 @@ import numpy as np
 from thunder import rules
 from thunder.config import DEFAULT_CONFIG, ThunderConfig
 from thunder.errors import ThunderError
+from thunder.index import FetchIndex, build_fetch_index
 from thunder.log import PostLog, Progress
 from thunder.rules import Kind
 
@@ -65,6 +66,7 @@ class ThunderStore:
     retention_ms: int
     counts: dict[str, int]
     entries: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    fetch_index: FetchIndex | None = None  # thunder.index; built with the store
 
     @property
     def num_posts(self) -> int:
@@ -239,7 +241,9 @@ def build_store(
     )
     if progress:
         progress("lists", 4, 4)
-    return combine_lists(ThunderStore(posts, lists, now, config.retention_ms, counts))
+    store = combine_lists(ThunderStore(posts, lists, now, config.retention_ms, counts))
+    store.fetch_index = build_fetch_index(store)
+    return store
 
 
 def combine_lists(store: ThunderStore) -> ThunderStore:
