@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 
 from thunder.config import DEFAULT_CONFIG, ThunderConfig
-from thunder.index import FetchIndex, build_fetch_index
+from thunder.index import FetchIndex, build_fetch_index, entries_since
 from thunder.rules import Kind, ReplyClass
 from thunder.store import ThunderStore
 
@@ -110,28 +110,6 @@ class _Scan:
         self.chosen_group = np.concatenate([self.chosen_group[keep], np.repeat(sel, lens)[chosen]])
 
 
-def _order_keys(store: ThunderStore) -> tuple[np.ndarray, int, int]:
-    """A sorted key over the combined entries (group, then newest first):
-    key = group · (span + 1) + (newest − created). Built once per store and cached."""
-    cached = getattr(store, "_order_keys", None)
-    if cached is None:
-        created = store.entries["created_ms"]
-        newest = int(created.max()) if len(created) else 0
-        span = newest - int(created.min()) + 1 if len(created) else 1
-        sizes = np.concatenate([np.diff(store.lists[k].offsets) for k in Kind])
-        group = np.repeat(np.arange(len(sizes)), sizes)
-        cached = (group * span + (newest - created), newest, span)
-        store._order_keys = cached
-    return cached
-
-
-def _entries_since(store: ThunderStore, group: np.ndarray, start: np.ndarray, threshold: int):
-    """Per group: how many of its entries were created at or after `threshold`."""
-    key, newest, span = _order_keys(store)
-    target = group * span + np.clip(newest - threshold, -1, span - 1)
-    return np.searchsorted(key, target, side="right") - start
-
-
 def fetch_index(store: ThunderStore) -> FetchIndex:
     """The store's fetch index (built with the store or loaded with its snapshot; built here and
     cached for a snapshot written without one)."""
@@ -204,7 +182,7 @@ def in_network_posts(
         sel = np.flatnonzero(need)
         grow = np.maximum(scan.window[sel] * 2, 2)
         if threshold is not None and len(sel):
-            since = _entries_since(store, scan.group[sel], scan.start[sel], threshold)
+            since = entries_since(store, scan.group[sel], scan.start[sel], threshold)
             grow = np.maximum(grow, since + 1)
         scan.window[sel] = np.minimum(scan.total[sel], grow)
     rows = store.entries["row"][scan.chosen]

@@ -49,6 +49,29 @@ class FetchIndex:
         return rows[:, k * WIDTH : (k + 1) * WIDTH]
 
 
+def order_keys(store: ThunderStore) -> tuple[np.ndarray, int, int]:
+    """A sorted key over the combined entries (group, then newest first):
+    key = group · span + (newest − created). Built once per store and cached on it."""
+    cached = getattr(store, "_order_keys", None)
+    if cached is None:
+        created = store.entries["created_ms"]
+        newest = int(created.max()) if len(created) else 0
+        span = newest - int(created.min()) + 1 if len(created) else 1
+        sizes = np.concatenate([np.diff(store.lists[k].offsets) for k in Kind])
+        group = np.repeat(np.arange(len(sizes)), sizes)
+        cached = (group * span + (newest - created), newest, span)
+        store._order_keys = cached
+    return cached
+
+
+def entries_since(store: ThunderStore, group: np.ndarray, start: np.ndarray, threshold):
+    """Per group (global group number, first entry in the combined arrays): how many of its
+    entries were created at or after `threshold` (a scalar or one per group)."""
+    key, newest, span = order_keys(store)
+    target = group * span + np.clip(newest - threshold, -1, span - 1)
+    return np.searchsorted(key, target, side="right") - start
+
+
 def build_fetch_index(store: ThunderStore) -> FetchIndex:
     """The index of a store (vectorised; about half a second for 6 M entries)."""
     created = store.entries["created_ms"]
@@ -66,28 +89,12 @@ def build_fetch_index(store: ThunderStore) -> FetchIndex:
         if n:
             pos = np.minimum(np.searchsorted(lists.authors, union), n - 1)
             present = lists.authors[pos] == union
-            start, stop = lists.offsets[pos], lists.offsets[pos + 1]
-            cols[:, 0] = np.where(present, start + lists.base, 0)
-            cols[:, 1] = np.where(present, stop - start, 0)
-            cols[:, 2] = pos + group_base
-            # entries are newest first within a group: count = first index older than the point
-            neg = -lists.created_ms  # ascending within each group
+            start = lists.offsets[pos] + lists.base
+            group = pos + group_base
+            cols[:, 0] = np.where(present, start, 0)
+            cols[:, 1] = np.where(present, lists.offsets[pos + 1] - lists.offsets[pos], 0)
+            cols[:, 2] = group
             for j, t in enumerate(points):
-                cols[:, 3 + j] = np.where(present, _count_at_or_after(neg, start, stop, -t), 0)
+                cols[:, 3 + j] = np.where(present, entries_since(store, group, start, t), 0)
         group_base += n
     return FetchIndex(union, table, points)
-
-
-def _count_at_or_after(neg: np.ndarray, start: np.ndarray, stop: np.ndarray, bound: int):
-    """Per group [start, stop) of an array ascending within groups: entries ≤ bound."""
-    # one global search on (group rank, value) keys would need a combined key; per group a
-    # vectorised binary search over at most log2(5000) rounds is as fast and needs no memory
-    lo, hi = start.copy(), stop.copy()
-    while True:
-        active = lo < hi
-        if not active.any():
-            return lo - start
-        mid = (lo + hi) // 2
-        go_right = active & (neg[np.minimum(mid, len(neg) - 1)] <= bound)
-        lo = np.where(go_right, mid + 1, lo)
-        hi = np.where(active & ~go_right, mid, hi)

@@ -138,10 +138,14 @@ def _read_fetch_index(path: Path, time_points: list[int]) -> FetchIndex:
     """Memory-mapped: the records' values buffer is the row-major [U, W] table, not copied."""
     try:
         table = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
-        record = table.column("record").combine_chunks()
+        column = table.column("record")
+        record = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         width = record.type.list_size
         values = record.flatten().to_numpy()
-        authors = table.column("author_id").combine_chunks().to_numpy()
+        authors = table.column("author_id")
+        authors = (
+            authors.chunk(0) if authors.num_chunks == 1 else authors.combine_chunks()
+        ).to_numpy()
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         raise ThunderError(f"{path}: unreadable snapshot file ({exc})") from exc
     if values.dtype != np.int32 or len(values) != len(authors) * width:
