@@ -176,7 +176,8 @@ class Retriever:
 
     def encode_users(self, histories: list[UserHistory], batch_size: int = 64) -> np.ndarray:
         """User representations [U, D] (unit norm, float32), `batch_size` users per jitted call
-        (the last batch padded with empty histories, so one shape is compiled)."""
+        (the last batch padded with copies of its first row, results dropped, so one shape is
+        compiled)."""
         cfg = self.config
         out = np.zeros((len(histories), cfg.emb_size), np.float32)
         none = np.zeros(0, np.int64)

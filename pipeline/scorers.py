@@ -70,13 +70,7 @@ def weighted_parts(c: PostCandidate, query: FeedQuery) -> dict[str, float]:
 
 def offset_score(combined: float, params: FeedParams) -> float:
     """Negative handling: every non-negative post outranks every net-negative one."""
-    pos_sum, neg_sum = params.positive_sum, params.negative_sum
-    total = pos_sum + neg_sum
-    if total == 0:
-        return max(combined, 0.0)
-    if combined < 0:
-        return (combined + neg_sum) / total * params.negative_scores_offset
-    return combined + params.negative_scores_offset
+    return float(offset_scores(np.array([combined], np.float64), params)[0])
 
 
 @dataclasses.dataclass
@@ -111,7 +105,8 @@ class WeightedScorer(StageDefaults):
 
 
 def offset_scores(combined: np.ndarray, params: FeedParams) -> np.ndarray:
-    """`offset_score` over an array [N]."""
+    """Negative handling over combined scores [N]: non-negative ones move up by the offset,
+    net-negative ones are squeezed into [0, offset), below all of them."""
     pos_sum, neg_sum = params.positive_sum, params.negative_sum
     total = pos_sum + neg_sum
     if total == 0:

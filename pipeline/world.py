@@ -129,8 +129,8 @@ class WorldData:
 
     # ---- lookups -----------------------------------------------------------------------
     def user_row(self, user_id: int) -> int:
-        i = int(np.searchsorted(self.user_ids, user_id))
-        if i >= len(self.user_ids) or self.user_ids[i] != user_id:
+        i = int(self.user_rows(np.array([user_id]))[0])
+        if i < 0:
             raise WorldError(f"unknown user {user_id} in world {self.path}")
         return i
 

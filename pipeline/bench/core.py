@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from phoenix.inputs import UserHistory
+
 logger = logging.getLogger("xfeed.bench")
 
 # generated inputs that take long to make (a 1M-post world, a 1M-row checkpoint) are kept here
@@ -117,3 +119,15 @@ def device_info(device: jax.Device | None = None) -> dict[str, Any]:
 
 def ratio(a: float, b: float) -> float:
     return round(a / b, 2) if b else float("nan")
+
+
+def random_history(num_actions: int, length: int, rng: np.random.Generator,
+                   user_id: int = 42) -> UserHistory:  # fmt: skip
+    """A random engagement history (benchmarks need shapes, not meaning)."""
+    return UserHistory(
+        user_id=user_id,
+        post_ids=rng.integers(1, 2**62, length),
+        author_ids=rng.integers(1, 10**9, length),
+        actions=(rng.random((length, num_actions)) < 0.1).astype(np.float32),
+        product_surface=rng.integers(0, 16, length),
+    )

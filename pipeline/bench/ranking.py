@@ -14,20 +14,22 @@ import numpy as np
 
 from checkpoints.fake import fake_checkpoint
 from phoenix.config import ModelType, Preset
-from phoenix.inputs import UserHistory
 from phoenix.runtime import Ranker
-from pipeline.bench.core import Report, Row, device_info, logger, matmul_gflops, measure, ratio
+from pipeline.bench.core import (
+    Report,
+    Row,
+    device_info,
+    logger,
+    matmul_gflops,
+    measure,
+    random_history,
+    ratio,
+)
 
 
 def _inputs(cfg, history_len: int, n: int, seed: int):
     rng = np.random.default_rng(seed)
-    history = UserHistory(
-        user_id=42,
-        post_ids=rng.integers(1, 2**62, history_len),
-        author_ids=rng.integers(1, 10**9, history_len),
-        actions=(rng.random((history_len, cfg.num_actions)) < 0.1).astype(np.float32),
-        product_surface=rng.integers(0, 16, history_len),
-    )
+    history = random_history(cfg.num_actions, history_len, rng)
     posts = rng.integers(1, 2**62, n)
     return history, posts, rng.integers(1, 10**9, n)
 

@@ -10,10 +10,9 @@ import numpy as np
 
 from checkpoints.fake import fake_checkpoint
 from phoenix.config import ModelType, Preset
-from phoenix.inputs import UserHistory
 from phoenix.runtime import Retriever
 from phoenix.search import DeviceCorpus, search
-from pipeline.bench.core import Report, Row, device_info, logger, measure, ratio
+from pipeline.bench.core import Report, Row, device_info, logger, measure, random_history, ratio
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -84,11 +83,8 @@ def bench_retrieval(
     with jax.default_device(dev):
         retriever = Retriever(fake_checkpoint(ModelType.RETRIEVAL, 20_000, seed, preset))
         hl = retriever.config.history_seq_len
-        histories = [
-            UserHistory(u, rng.integers(1, 2**62, hl), rng.integers(1, 10**9, hl),
-                        (rng.random((hl, retriever.config.num_actions)) < 0.1).astype(np.float32))
-            for u in range(batch)
-        ]  # fmt: skip
+        histories = [random_history(retriever.config.num_actions, hl, rng, user_id=u + 1)
+                     for u in range(batch)]  # fmt: skip
         enc = measure(lambda: retriever.encode_users(histories, batch_size=batch), repeat)
     label = f"user tower ({preset.value}), {batch} users"
     report.rows.append(Row(label, enc, batch * 1e3 / enc.p50, "users/s"))
