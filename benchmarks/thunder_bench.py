@@ -1,18 +1,14 @@
 """Thunder benchmark (the same as `xfeed bench thunder --json`), kept as a plain script.
 
-python benchmarks/thunder_bench.py [--events 10000000] [--authors 200000] [--follow 1000]
+python -m benchmarks.thunder_bench [--events 10000000] [--authors 200000] [--follow 1000]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipeline.bench.thunder import bench_thunder  # noqa: E402
+from benchmarks.thunder_store import bench_thunder
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import numpy as np
 from phoenix.inputs import UserHistory
 from pipeline.framework import StageDefaults
 from pipeline.params import FeedParams, params_from_dict
-from pipeline.world import WorldData
+from world.tables import WorldData
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
+from benchmarks.core import Timing, measure
+from benchmarks.plot import plot_ranking
+from benchmarks.ranking import bench_ranking
+from benchmarks.retrieval import bench_retrieval
+from benchmarks.thunder_store import bench_thunder
 from phoenix.config import Preset
-from pipeline.bench.core import Timing, measure
-from pipeline.bench.plot import plot_ranking
-from pipeline.bench.ranking import bench_ranking
-from pipeline.bench.retrieval import bench_retrieval
-from pipeline.bench.thunder import bench_thunder
 from xfeed_cli.main import app
 
 

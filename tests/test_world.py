@@ -11,17 +11,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from checkpoints.formats import load_model
-from phoenix.train import TrainConfig
-from pipeline import metrics
-from pipeline.sequences import load_sequences, split_points
-from pipeline.synth import SynthConfig, synth_world
-from pipeline.training import (
+from training import metrics
+from training.steps import TrainConfig
+from training.trainer import (
     default_train_config,
     model_config,
     ranker_examples,
     retrieval_examples,
     train_model,
 )
+from world.sequences import load_sequences, split_points
+from world.synth import SynthConfig, synth_world
 from xfeed_cli.main import app
 
 SCHEMA = {

@@ -29,8 +29,8 @@ from phoenix.params import ParamMismatchError
 from pipeline.candidates import CandidateStreamError
 from pipeline.framework import PipelineError
 from pipeline.params import ParamsError
-from pipeline.world import WorldError
 from thunder.errors import ThunderError
+from world.tables import WorldError
 
 # Pipes and files get a fixed wide layout (upstream's table is 120 columns), terminals their width.
 out = Console(width=None if sys.stdout.isatty() else 160)

@@ -11,14 +11,14 @@ import jax
 import typer
 from rich.table import Table
 
+from benchmarks.core import DEFAULT_WORKDIR, Report
+from benchmarks.e2e import bench_e2e
+from benchmarks.loading import bench_load
+from benchmarks.plot import PlotUnavailableError, plot_ranking
+from benchmarks.ranking import bench_ranking
+from benchmarks.retrieval import bench_retrieval
+from benchmarks.thunder_store import bench_thunder
 from phoenix.device import select_device
-from pipeline.bench.core import DEFAULT_WORKDIR, Report
-from pipeline.bench.e2e import bench_e2e
-from pipeline.bench.loading import bench_load
-from pipeline.bench.plot import PlotUnavailableError, plot_ranking
-from pipeline.bench.ranking import bench_ranking
-from pipeline.bench.retrieval import bench_retrieval
-from pipeline.bench.thunder import bench_thunder
 from xfeed_cli.console import InputError, dumps, err, out, write_lines
 from xfeed_cli.options import DeviceOpt, JsonOpt, OutOpt
 

@@ -11,10 +11,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from phoenix.config import ModelType, Preset
-from pipeline.evaluation import evaluate
-from pipeline.index import build_index
-from pipeline.synth import SynthConfig, synth_world
-from pipeline.training import default_train_config, train_model
+from training.evaluation import evaluate
+from training.index import build_index
+from training.trainer import default_train_config, train_model
+from world.synth import SynthConfig, synth_world
 from xfeed_cli.console import dumps, err, out, write_lines
 from xfeed_cli.device import use_device
 from xfeed_cli.options import DeviceOpt, JsonOpt, SeedOpt

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from phoenix.actions import UPSTREAM_DEMO_COLUMNS
-from pipeline.phoenix_flow import FlowResult, run_phoenix_flow
+from upstream.run_pipeline import FlowResult, run_phoenix_flow
 from xfeed_cli.console import dumps, err, out, write_lines
 from xfeed_cli.device import use_device
 from xfeed_cli.options import DeviceOpt, DtypeOpt, JsonOpt, OutOpt

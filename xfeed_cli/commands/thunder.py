@@ -11,13 +11,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline.candidates import candidates_from_columns, dump_stream
-from pipeline.world import edges_of, read_world_json, require_user
 from thunder.config import DEFAULT_CONFIG, ThunderConfig
 from thunder.fetch import InNetworkRequest, in_network_posts
 from thunder.log import read_logs
 from thunder.snapshot import load_snapshot, save_snapshot, snapshot_stats
 from thunder.store import build_store
 from thunder.timespec import format_time_ms, parse_duration_ms, parse_time_ms
+from world.tables import edges_of, read_world_json, require_user
 from xfeed_cli.console import InputError, dumps, err, out, write_lines
 from xfeed_cli.options import JsonOpt, OutOpt
 

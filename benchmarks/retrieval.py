@@ -8,11 +8,11 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from benchmarks.core import Report, Row, device_info, logger, measure, random_history, ratio
 from checkpoints.fake import fake_checkpoint
 from phoenix.config import ModelType, Preset
 from phoenix.runtime import Retriever
 from phoenix.search import DeviceCorpus, search
-from pipeline.bench.core import Report, Row, device_info, logger, measure, random_history, ratio
 
 
 def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from pipeline.sequences import ENGAGEMENT_COLUMNS, Sequences, engagement_columns, group_items
-from pipeline.world import read_table
+from world.sequences import ENGAGEMENT_COLUMNS, Sequences, engagement_columns, group_items
+from world.tables import read_table
 
 
 class Activity:

@@ -23,9 +23,9 @@ from phoenix import hashing
 from phoenix.actions import MAX_HEADS, ActionName
 from phoenix.config import HashConfig, ModelType, PhoenixConfig, Preset
 from phoenix.runtime import PhoenixCheckpoint
-from phoenix.train import Progress, TrainConfig, train_ranker, train_retrieval
-from pipeline.sequences import Sequences, load_sequences, split_points
-from pipeline.world import read_world_json
+from training.steps import Progress, TrainConfig, train_ranker, train_retrieval
+from world.sequences import Sequences, load_sequences, split_points
+from world.tables import read_world_json
 
 # Vocabularies of the bundled tiny preset: a few thousand users/authors, tens of thousands of posts.
 TINY_VOCAB = {"user": 4096, "item": 32768, "author": 4096}

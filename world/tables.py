@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:
-    from pipeline.activity import Activity
+    from world.activity import Activity
 
 
 class WorldError(ValueError):
@@ -122,8 +122,8 @@ class WorldData:
 
     @functools.cached_property
     def activity(self) -> Activity:
-        """Engagements and impressions, read on first use (pipeline.activity)."""
-        from pipeline.activity import Activity  # noqa: PLC0415 - activity builds on this module
+        """Engagements and impressions, read on first use (world.activity)."""
+        from world.activity import Activity  # noqa: PLC0415 - activity builds on this module
 
         return Activity(self.path, self.post_rows, len(self.posts["post_id"]))
 

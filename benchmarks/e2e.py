@@ -12,17 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.core import DEFAULT_WORKDIR, Report, Row, Timing, device_info, logger
 from checkpoints.safetensors_io import read_header
-from pipeline.bench.core import DEFAULT_WORKDIR, Report, Row, Timing, device_info, logger
 from pipeline.feed import BUNDLED, new_query, rank
-from pipeline.index import build_index
 from pipeline.params import FeedParams
 from pipeline.query import Resources
-from pipeline.synth import SynthConfig, synth_world
-from pipeline.world import read_table, read_world_json
 from thunder.log import read_logs
 from thunder.snapshot import save_snapshot
 from thunder.store import build_store
+from training.index import build_index
+from world.synth import SynthConfig, synth_world
+from world.tables import read_table, read_world_json
 
 
 def prepare_world(posts: int, workdir: Path, checkpoint: str, users: int = 2000) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.bench.core import Report, Row, Timing, device_info, logger
+from benchmarks.core import Report, Row, Timing, device_info, logger
 from thunder.fetch import InNetworkRequest, in_network_posts
 from thunder.log import read_logs
 from thunder.snapshot import load_snapshot, save_snapshot

@@ -12,10 +12,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from checkpoints.fake import fake_checkpoint
-from phoenix.config import ModelType, Preset
-from phoenix.runtime import Ranker
-from pipeline.bench.core import (
+from benchmarks.core import (
     Report,
     Row,
     device_info,
@@ -25,6 +22,9 @@ from pipeline.bench.core import (
     random_history,
     ratio,
 )
+from checkpoints.fake import fake_checkpoint
+from phoenix.config import ModelType, Preset
+from phoenix.runtime import Ranker
 
 
 def _inputs(cfg, history_len: int, n: int, seed: int):

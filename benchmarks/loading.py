@@ -15,10 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.core import DEFAULT_WORKDIR, Report, Row, Timing, device_info, logger
 from checkpoints.fake import fake_checkpoint
 from checkpoints.formats import save_xfeed
 from phoenix.config import ModelType, Preset
-from pipeline.bench.core import DEFAULT_WORKDIR, Report, Row, Timing, device_info, logger
 
 _PROBE = r"""
 import json, sys, time

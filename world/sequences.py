@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.world import read_table
+from world.tables import read_table
 
 
 @dataclasses.dataclass

@@ -26,9 +26,9 @@ from phoenix.actions import ActionName
 from phoenix.config import ModelType
 from phoenix.inputs import UserHistory
 from phoenix.runtime import Ranker, Retriever
-from pipeline import metrics
-from pipeline.sequences import Sequences, load_sequences, split_points
-from pipeline.world import read_table
+from training import metrics
+from world.sequences import Sequences, load_sequences, split_points
+from world.tables import read_table
 
 FAV = ActionName.SERVER_TWEET_FAV
 NDCG_K = 10

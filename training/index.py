@@ -12,7 +12,7 @@ from checkpoints.corpus import Corpus, save_corpus
 from checkpoints.formats import load_model
 from phoenix.config import ModelType
 from phoenix.runtime import Retriever
-from pipeline.world import read_table, read_world_json
+from world.tables import read_table, read_world_json
 
 DAY_MS = 86_400_000
 

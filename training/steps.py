@@ -6,7 +6,7 @@
   each example's positive post (unit-norm both sides), temperature 0.1 · exp(log_temperature).
 The embedding tables are trained with the model (looked up inside the jitted step).
 
-Examples are numpy dicts of hashed rows (see `pipeline.training`), with the shapes of
+Examples are numpy dicts of hashed rows (see `training.trainer`), with the shapes of
 `RecsysBatch` plus labels: `labels` [E, C, A], and for retrieval `pos_post` / `pos_author` rows.
 """
 

@@ -1,0 +1,1 @@
+"""Training and evaluation: examples, loss and optimizer steps, metrics, the corpus index."""

@@ -1,0 +1,1 @@
+"""Upstream's own demo flow (run_pipeline: retrieval, then chunked ranking) over its artifacts."""
