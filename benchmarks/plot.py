@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from checkpoints.atomic import atomic_path
+from safeio.atomic import atomic_path
 
 
 class PlotUnavailableError(RuntimeError):

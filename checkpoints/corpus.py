@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from checkpoints import safetensors_io
-from checkpoints.atomic import atomic_path
 from checkpoints.errors import CheckpointError
+from safeio.atomic import atomic_path
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from checkpoints.atomic import atomic_path
 from checkpoints.corpus import Corpus, save_upstream_corpus
 from checkpoints.formats import save_upstream
 from phoenix.actions import ActionName
@@ -26,6 +25,7 @@ from phoenix.config import ModelType, Preset
 from phoenix.embeddings import EmbeddingTables
 from phoenix.params import random_params
 from phoenix.runtime import PhoenixCheckpoint, Retriever
+from safeio.atomic import atomic_path
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
 FAKE_NOW_MS = 1_778_800_000_000  # 2026-05-14, around the mini checkpoint's release

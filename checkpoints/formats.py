@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from checkpoints import safetensors_io
-from checkpoints.atomic import atomic_path
 from checkpoints.errors import CheckpointError
 from phoenix.config import ModelType, PhoenixConfig
 from phoenix.embeddings import EmbeddingTables
 from phoenix.params import ParamMismatchError
 from phoenix.runtime import PhoenixCheckpoint
+from safeio.atomic import atomic_path
 
 UPSTREAM_PARAMS = "model_params.npz"
 UPSTREAM_TABLES = "embedding_tables.npz"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from checkpoints.atomic import atomic_path
 from checkpoints.errors import CheckpointError
+from safeio.atomic import atomic_path
 
 _DTYPES = {
     "F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,

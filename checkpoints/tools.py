@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from checkpoints.atomic import atomic_path
 from checkpoints.errors import CheckpointError
 from checkpoints.formats import CONFIG, Format, load_model, save_upstream, save_xfeed
 from phoenix.config import ModelType
 from phoenix.embeddings import ENTITIES
 from phoenix.runtime import PhoenixCheckpoint
+from safeio.atomic import atomic_path
 
 BUNDLE_EXTRAS = ("example_sequence.json", "sports_corpus.npz", "corpus.safetensors")
 DIFF_CHUNK_ROWS = 65536

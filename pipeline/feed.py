@@ -27,7 +27,8 @@ from pipeline.params import FeedParams
 from pipeline.query import FeedQuery, Resources, query_hydrators
 from pipeline.selector import TopKScoreSelector
 from pipeline.sources import PhoenixRetrievalSource, ThunderSource, default_corpus_path
-from world.tables import WorldData, read_world_json
+from world.data import WorldData
+from world.tables import read_world_json
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = Resources(

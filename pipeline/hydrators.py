@@ -15,7 +15,7 @@ from phoenix.actions import ActionName as A
 from pipeline.candidates import PostCandidate
 from pipeline.framework import StageDefaults
 from pipeline.query import FeedQuery
-from world.tables import WorldData
+from world.data import WorldData
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
 

@@ -13,7 +13,7 @@ import numpy as np
 from phoenix.inputs import UserHistory
 from pipeline.framework import StageDefaults
 from pipeline.params import FeedParams, params_from_dict
-from world.tables import WorldData
+from world.data import WorldData
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,28 @@ import sys
 
 from tests.conftest import REPO
 
-LIBRARIES = ("phoenix", "checkpoints", "pipeline", "thunder", "filters")
+LIBRARIES = (
+    "safeio", "phoenix", "checkpoints", "thunder", "filters",
+    "pipeline", "world", "training", "upstream", "benchmarks",
+)  # fmt: skip
+
+# Which packages each package may import (besides itself): CLI -> (pipeline | world | training |
+# upstream | benchmarks) -> (phoenix | thunder | filters | checkpoints) -> safeio; nothing imports
+# the benchmarks but the CLI.
+LOWER = {"safeio", "phoenix", "thunder", "filters", "checkpoints"}
+ALLOWED = {
+    "safeio": set(),
+    "phoenix": {"safeio"},
+    "thunder": {"safeio"},
+    "filters": {"safeio"},
+    "checkpoints": {"safeio", "phoenix"},
+    "world": LOWER,
+    "training": LOWER | {"world"},
+    "pipeline": LOWER | {"world"},
+    "upstream": LOWER,
+    "benchmarks": LOWER | {"world", "training", "pipeline"},
+    "xfeed_cli": set(LIBRARIES),
+}
 
 
 def _fenced_after(marker: str) -> list[str]:
@@ -46,6 +67,68 @@ def test_no_pickle_anywhere():
             assert needle not in text, path
 
 
+def _imports(path):
+    """Project modules a file imports (dotted names), at any depth of the file."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):  # imports under `if TYPE_CHECKING:` never run
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            node.body = []
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def _module_graph():
+    modules = {}
+    for pkg in (*LIBRARIES, "xfeed_cli"):
+        for path in (REPO / pkg).rglob("*.py"):
+            rel = path.relative_to(REPO).with_suffix("")
+            name = (
+                ".".join(p for p in rel.parts if p != "__init__")
+                if rel.name == "__init__"
+                else ".".join(rel.parts)
+            )
+            modules[name] = path
+    return {m: {i for i in _imports(p) if i in modules and i != m} for m, p in modules.items()}
+
+
+def test_packages_import_only_the_layers_below_them():
+    for mod, deps in _module_graph().items():
+        pkg = mod.split(".")[0]
+        for dep in deps:
+            other = dep.split(".")[0]
+            assert other == pkg or other in ALLOWED[pkg], f"{mod} imports {dep}"
+
+
+def test_no_import_circles_between_files():
+    graph = _module_graph()
+    state = {}
+
+    def visit(m, stack):
+        state[m] = "active"
+        for d in graph[m]:
+            if state.get(d) == "active":
+                raise AssertionError("import circle: " + " -> ".join([*stack, m, d]))
+            if d not in state:
+                visit(d, [*stack, m])
+        state[m] = "done"
+
+    for m in graph:
+        if m not in state:
+            visit(m, [])
+
+
+def test_every_package_says_what_it_holds():
+    for pkg in (*LIBRARIES, "xfeed_cli"):
+        doc = ast.get_docstring(ast.parse((REPO / pkg / "__init__.py").read_text()))
+        assert doc and doc.strip(), f"{pkg}/__init__.py has no docstring"
+
+
 def test_library_code_never_imports_the_cli():
     for pkg in LIBRARIES:
         for path in (REPO / pkg).rglob("*.py"):
@@ -79,3 +162,11 @@ def test_console_script_is_installed():
         [sys.executable, "-m", "xfeed_cli.main", "--help"], capture_output=True, text=True, cwd=REPO
     )
     assert res.returncode == 0 and "ckpt" in res.stdout
+
+
+def test_pyproject_packages_every_package():
+    import tomllib
+
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    for pkg in (*LIBRARIES, "xfeed_cli"):
+        assert f"{pkg}*" in include["find"]["include"], pkg

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from checkpoints.atomic import atomic_path
+from safeio.atomic import atomic_path
 from thunder.config import DEFAULT_CONFIG, ThunderConfig
 from thunder.errors import ThunderError
 from thunder.index import FetchIndex

@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from checkpoints.atomic import atomic_path
 from phoenix.actions import ActionName as A
+from safeio.atomic import atomic_path
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
 HOUR_MS = 3_600_000

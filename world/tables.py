@@ -1,22 +1,15 @@
-"""Reading a world directory (data.md): world.json and the social-graph lookups.
-
-Only what the current commands need; the For You pipeline's query hydration builds on it.
-"""
+"""Reading a world directory (data.md): world.json, its Parquet tables, per-user edge lookups."""
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-
-if TYPE_CHECKING:
-    from world.activity import Activity
 
 
 class WorldError(ValueError):
@@ -62,103 +55,3 @@ def edges_of(world: Path | str, user_id: int, kind: str) -> np.ndarray:
     )
     edges = edges.sort_by([("created_ms", "ascending"), ("dst_user_id", "ascending")])
     return pc.fill_null(edges.column("dst_user_id"), 0).to_numpy().astype(np.int64)
-
-
-class WorldData:
-    """A world's tables loaded once, as numpy columns, with the lookups the feed needs.
-
-    Post lookups are by post id (sorted); the social graph by (src, kind).
-    """
-
-    POST_COLUMNS = (
-        "post_id", "author_id", "created_ms", "in_reply_to_post_id", "in_reply_to_user_id",
-        "conversation_id", "source_post_id", "source_user_id", "quoted_post_id", "quoted_user_id",
-        "video_duration_ms",
-    )  # fmt: skip
-
-    def __init__(self, world: Path | str):
-        self.path = Path(world)
-        self.meta = read_world_json(world)
-        posts = read_table(world, "posts")
-        creates = posts.filter(pc.equal(posts.column("event"), "create"))
-        order = np.argsort(creates.column("post_id").to_numpy(), kind="stable")
-        creates = creates.take(order)
-        ids = creates.column("post_id").to_numpy()
-        first = np.r_[True, ids[1:] != ids[:-1]] if len(ids) else np.zeros(0, bool)
-        creates = creates.filter(pa.array(first))
-        self.posts = {
-            c: pc.fill_null(creates.column(c), 0).to_numpy().astype(np.int64)
-            for c in self.POST_COLUMNS
-        }
-        self.text = creates.column("text").to_pylist()
-        self.has_media = pc.fill_null(creates.column("has_media"), False).to_numpy(
-            zero_copy_only=False
-        )
-        self.subscription_only = pc.fill_null(creates.column("subscription_only"), False).to_numpy(
-            zero_copy_only=False
-        )
-        self.labels = [tuple(x or ()) for x in creates.column("labels").to_pylist()]
-        deletes = posts.filter(pc.equal(posts.column("event"), "delete"))
-        self.delete_ms = dict(zip(deletes.column("post_id").to_pylist(),
-                                  deletes.column("event_ms").to_pylist(), strict=True))  # fmt: skip
-        users = read_table(world, "users")
-        self.user_ids = users.column("user_id").to_numpy().astype(np.int64)
-        uorder = np.argsort(self.user_ids)
-        self.user_ids = self.user_ids[uorder]
-        self.users = {
-            c: users.column(c).take(pa.array(uorder)).to_pylist()
-            for c in ("follower_count", "is_nsfw", "muted_keywords", "allow_for_you")
-        }
-        edges = read_table(world, "edges", ["src_user_id", "dst_user_id", "kind", "created_ms"])
-        self.edges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for kind in ("follow", "block", "mute", "subscribe"):
-            e = edges.filter(pc.equal(edges.column("kind"), kind))
-            e = e.sort_by([("src_user_id", "ascending"), ("created_ms", "ascending"),
-                           ("dst_user_id", "ascending")])  # fmt: skip
-            self.edges[kind] = (
-                e.column("src_user_id").to_numpy(),
-                e.column("dst_user_id").to_numpy(),
-            )
-
-    @functools.cached_property
-    def activity(self) -> Activity:
-        """Engagements and impressions, read on first use (world.activity)."""
-        from world.activity import Activity  # noqa: PLC0415 - activity builds on this module
-
-        return Activity(self.path, self.post_rows, len(self.posts["post_id"]))
-
-    # ---- lookups -----------------------------------------------------------------------
-    def user_row(self, user_id: int) -> int:
-        i = int(self.user_rows(np.array([user_id]))[0])
-        if i < 0:
-            raise WorldError(f"unknown user {user_id} in world {self.path}")
-        return i
-
-    def user_rows(self, user_ids: np.ndarray) -> np.ndarray:
-        """Row of each user id in `users`, −1 when the world has no such user."""
-        return _rows(self.user_ids, user_ids)
-
-    def post_rows(self, post_ids: np.ndarray) -> np.ndarray:
-        """Row of each post id, −1 when the world has no such post."""
-        return _rows(self.posts["post_id"], post_ids)
-
-    def out_edges(self, user_id: int, kind: str) -> np.ndarray:
-        """dst ids of a user's edges of one kind, oldest first."""
-        src, dst = self.edges[kind]
-        lo, hi = np.searchsorted(src, user_id), np.searchsorted(src, user_id, side="right")
-        return dst[lo:hi]
-
-    def has_edge(self, src_ids: np.ndarray, dst_id: int, kind: str) -> np.ndarray:
-        """For each src: does src have an edge of `kind` to dst_id?"""
-        src, dst = self.edges[kind]
-        hit = src[dst == dst_id]
-        return np.isin(np.asarray(src_ids, np.int64), hit)
-
-
-def _rows(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Index of each id in a sorted id array, −1 when absent."""
-    ids = np.asarray(ids, np.int64)
-    if not len(sorted_ids):
-        return np.full(len(ids), -1)
-    pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-    return np.where(sorted_ids[pos] == ids, pos, -1)

@@ -22,13 +22,13 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from checkpoints.atomic import atomic_path
 from checkpoints.errors import CheckpointError
 from phoenix.device import DeviceUnavailableError
 from phoenix.params import ParamMismatchError
 from pipeline.candidates import CandidateStreamError
 from pipeline.framework import PipelineError
 from pipeline.params import ParamsError
+from safeio.atomic import atomic_path
 from thunder.errors import ThunderError
 from world.tables import WorldError
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from xfeed_cli.commands import bench, ckpt, data, feed, phoenix, thunder
+from xfeed_cli.commands import bench, ckpt, feed, phoenix, thunder, training, world
 from xfeed_cli.console import XFeedGroup, setup_logging
 
 app = typer.Typer(
@@ -29,10 +29,10 @@ app.command("whatif")(feed.whatif)
 app.add_typer(ckpt.app, name="ckpt")
 app.add_typer(phoenix.app, name="phoenix")
 app.add_typer(thunder.app, name="thunder")
-app.add_typer(data.data_app, name="data")
-app.add_typer(data.index_app, name="index")
-app.command("train")(data.train)
-app.command("eval")(data.eval_command)
+app.add_typer(world.data_app, name="data")
+app.add_typer(training.index_app, name="index")
+app.command("train")(training.train)
+app.command("eval")(training.eval_command)
 app.command("bench")(bench.bench)
 
 

@@ -1,4 +1,4 @@
-"""`xfeed data synth`, `xfeed train`, `xfeed index build`, `xfeed eval`: worlds and training."""
+"""`xfeed train`, `xfeed index build`, `xfeed eval`: training and evaluation."""
 
 from __future__ import annotations
 
@@ -14,37 +14,13 @@ from phoenix.config import ModelType, Preset
 from training.evaluation import evaluate
 from training.index import build_index
 from training.trainer import default_train_config, train_model
-from world.synth import SynthConfig, synth_world
 from xfeed_cli.console import dumps, err, out, write_lines
 from xfeed_cli.device import use_device
 from xfeed_cli.options import DeviceOpt, JsonOpt, SeedOpt
 
-data_app = typer.Typer(help="Synthetic worlds.", no_args_is_help=True)
 index_app = typer.Typer(help="Retrieval corpora.", no_args_is_help=True)
 WorldOpt = Annotated[Path, typer.Option("--world", help="World directory.")]
 CkptOpt = Annotated[Path, typer.Option("--checkpoint", help="Checkpoint directory.")]
-
-
-@data_app.command()
-def synth(
-    out_dir: Annotated[Path, typer.Option("--out", help="World directory to write.")],
-    users: Annotated[int, typer.Option(min=20, help="Number of accounts.")] = 2000,
-    seed: SeedOpt = 0,
-    days: Annotated[float, typer.Option(min=0.5, help="Days of posts.")] = 3.0,
-    posts_per_user: Annotated[
-        float,
-        typer.Option(
-            min=0.1,
-            help="Mean posts per account over the period (500 with 2,000 users: a 1M-post world).",
-        ),  # fmt: skip
-    ] = SynthConfig.posts_per_user,
-) -> None:
-    """Write a synthetic world (data.md tables); the same seed gives the same bytes."""
-    cfg = SynthConfig(users=users, seed=seed, days=days, posts_per_user=posts_per_user)
-    with err.status(f"synthesising {users} users …"):
-        meta = synth_world(out_dir, cfg)
-    rows = ", ".join(f"{k} {v:,}" for k, v in meta["rows"].items())
-    err.print(f"wrote {out_dir}: {rows}", highlight=False)
 
 
 def train(
