@@ -14,7 +14,6 @@ keywords (with accents, multi-word and hashtag keywords), seen and served impres
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import pyarrow.parquet as pq
 
 from phoenix.actions import ActionName as A
 from safeio.atomic import atomic_path
+from world.tables import table_bytes_hash
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
 HOUR_MS = 3_600_000
@@ -325,14 +325,6 @@ def _engagements(
     return eng, imp
 
 
-def _table_bytes_hash(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()
-
-
 def _posts_table(cfg: SynthConfig, posts: dict, rng: np.random.Generator) -> pa.Table:
     n = len(posts["post_id"])
     deleted = np.flatnonzero(rng.random(n) < 0.015)
@@ -448,7 +440,7 @@ def synth_world(out: Path | str, cfg: SynthConfig) -> dict[str, Any]:
             "params": dataclasses.asdict(cfg),
             "topics": list(TOPICS),
             "rows": {name: t.num_rows for name, t in tables.items()},
-            "content_hash": _table_bytes_hash(paths),
+            "content_hash": table_bytes_hash(paths),
         }
         (tmp / "world.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -55,3 +56,12 @@ def edges_of(world: Path | str, user_id: int, kind: str) -> np.ndarray:
     )
     edges = edges.sort_by([("created_ms", "ascending"), ("dst_user_id", "ascending")])
     return pc.fill_null(edges.column("dst_user_id"), 0).to_numpy().astype(np.int64)
+
+
+def table_bytes_hash(paths: list[Path]) -> str:
+    """SHA-256 over the tables' names and bytes: a world's `content_hash`."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
