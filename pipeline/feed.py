@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from phoenix.runtime import Ranker, Retriever
 from pipeline import hydrators as h
 from pipeline import scorers as s
 from pipeline.candidates import PostCandidate
+from pipeline.explain import explain_posts
 from pipeline.framework import CandidatePipeline, PipelineResult, SelectResult
 from pipeline.params import FeedParams
 from pipeline.query import FeedQuery, Resources, query_hydrators
@@ -148,49 +150,10 @@ def post_filter(query: FeedQuery, cands: list[PostCandidate]):
 # ---- explain and what-if ---------------------------------------------------------------------
 
 
-def explain(query: FeedQuery, post_id: int) -> dict[str, Any]:
-    """Why a post is where it is: its score breakdown and rank, or the stage that removed it."""
-    res = rank(query)
-    q = res.query
-    for r in res.removed:
-        if r.candidate.post_id == post_id:
-            return {"post_id": post_id, "outcome": "removed", "stage": r.stage,
-                    "component": r.component, "reason": r.reason,
-                    "candidate": r.candidate.to_json()}  # fmt: skip
-    scored = {c.post_id: c for c in res.scored}
-    if post_id not in scored:
-        return {"post_id": post_id, "outcome": "not retrieved",
-                "reason": "no source returned it (not in-network for this viewer, not in the "
-                          "retrieval top-K, or already seen)"}  # fmt: skip
-    c = scored[post_id]
-    weights = s.head_weights(c, q)
-    probs = c.probs or {}
-    heads = [
-        {"head": head, "probability": probs.get(head), "weight": weights[head],
-         "contribution": probs.get(head, 0.0) * weights[head]}
-        for head in weights if head in probs or weights[head] != 0
-    ]  # fmt: skip
-    parts = s.weighted_parts(c, q)
-    pos = sum(v for v in parts.values() if v >= 0)
-    neg = sum(-v for v in parts.values() if v < 0)
-    final_ids = [x.post_id for x in res.selected]
-    ordered = sorted(res.scored, key=lambda x: (x.score is None, -(x.score or 0), -x.post_id))
-    return {
-        "post_id": post_id,
-        "outcome": "served" if post_id in final_ids else "not selected",
-        "feed_position": final_ids.index(post_id) + 1 if post_id in final_ids else None,
-        "pool_rank": [x.post_id for x in ordered].index(post_id) + 1,
-        "pool_size": len(ordered),
-        "heads": heads,
-        "missing_heads": [hd for hd in weights if hd not in probs and hd != "dwell_time"],
-        "positive": pos, "negative": neg, "combined": pos - neg,
-        "weighted_score": c.weighted_score,
-        "cold_start_boosted": c.cold_start_boosted,
-        "diversity_multiplier": c.diversity_multiplier,
-        "oon_multiplier": c.oon_multiplier,
-        "final_score": c.score,
-        "candidate": c.to_json(),
-    }  # fmt: skip
+def explain(query: FeedQuery, post_ids: Sequence[int] = (), top: int = 0) -> list[dict[str, Any]]:
+    """What happened to each post of `post_ids` and to the feed's first `top` posts, from one
+    run of the pipeline (pipeline/explain.py)."""
+    return explain_posts(rank(query), post_ids, top)
 
 
 def whatif(query: FeedQuery, params_a: FeedParams, params_b: FeedParams) -> dict[str, Any]:

@@ -210,7 +210,10 @@ def post_filter(src: InOpt = None, out_path: OutOpt = None) -> None:
 
 def explain(
     user: UserOpt,
-    post: Annotated[int, typer.Option("--post", help="Post id.")],
+    post: Annotated[
+        list[int] | None, typer.Option("--post", help="Post id (repeatable: --post A --post B).")
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=0, help="Also explain the feed's first N.")] = 0,
     world: WorldOpt = None,
     checkpoint: CkptOpt = None,
     snapshot: SnapOpt = None,
@@ -220,16 +223,32 @@ def explain(
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
-    """Why a post ranks where it does, or which stage removed it and why."""
+    """Why posts rank where they do, or which stages removed them and why (one pipeline run
+    for all of them).
+
+    Example: xfeed explain --user 1007 --post 2079327159096200380 --top 3
+    """
     use_device(device)
+    if not post and not top:
+        raise InputError("give --post ID (repeatable) or --top N")
     q = _query(user, world, checkpoint, snapshot, corpus, now, weights, None, False)
-    e = feed.explain(q, post)
+    explained = feed.explain(q, post or (), top)
     if as_json:
-        write_lines([dumps(e)], None)
+        write_lines([dumps(e) for e in explained], None)
         return
-    if e["outcome"] in ("removed", "not retrieved"):
-        where = f" by {e['component']} ({e['stage']})" if e["outcome"] == "removed" else ""
-        out.print(f"post {post}: {e['outcome']}{where}: {e['reason']}", highlight=False)
+    for e in explained:
+        _render_explanation(e, user)
+
+
+def _render_explanation(e: dict, user: int) -> None:
+    post = e["post_id"]
+    if e["outcome"] == "not retrieved":
+        out.print(f"post {post}: not retrieved: {e['reason']}", highlight=False)
+        return
+    if e["outcome"] == "removed":
+        for r in e["removals"]:
+            out.print(f"post {post}: removed by {r['component']} ({r['stage']}, {r['source']} "
+                      f"copy): {r['reason']}", highlight=False)  # fmt: skip
         return
     table = Table(
         "head",
@@ -243,7 +262,7 @@ def explain(
         p = "—" if hd["probability"] is None else f"{hd['probability']:.4f}"
         table.add_row(hd["head"], p, f"{hd['weight']:g}", f"{hd['contribution']:+.4f}")
     out.print(table)
-    pos = f"feed position {e['feed_position']}" if e["feed_position"] else "not in the feed"
+    pos = f"feed position {e['feed_position']}" if e["feed_position"] else e["reason"]
     out.print(
         f"positive {e['positive']:.4f} − negative {e['negative']:.4f} = {e['combined']:+.4f} → "
         f"weighted (offset) {e['weighted_score']:.4g}; diversity ×{e['diversity_multiplier']:.4g}; "
@@ -251,6 +270,9 @@ def explain(
         f"pool rank {e['pool_rank']} of {e['pool_size']}; {pos}",
         highlight=False,
     )
+    for r in e["removed_copies"]:
+        out.print(f"note: a {r['source']} copy was removed by {r['component']} ({r['stage']}): "
+                  f"{r['reason']}", highlight=False)  # fmt: skip
     if e["missing_heads"]:
         err.print(f"heads the checkpoint lacks (contribute 0): {', '.join(e['missing_heads'])}")
 
