@@ -10,11 +10,14 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from phoenix.actions import ActionName
 from phoenix.config import ModelType, Preset
 from training.evaluation import evaluate
 from training.index import build_index
+from training.loo import evaluate_loo
 from training.trainer import default_train_config, train_model
-from xfeed_cli.console import dumps, err, out, write_lines
+from world.tables import read_world_json
+from xfeed_cli.console import InputError, dumps, err, out, write_lines
 from xfeed_cli.device import use_device
 from xfeed_cli.options import DeviceOpt, JsonOpt, SeedOpt
 
@@ -81,14 +84,57 @@ def index_build(
 
 
 def eval_command(
-    checkpoint: CkptOpt,
-    world: WorldOpt,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option("--checkpoint", help="Checkpoint bundle (loo: optional, baselines only)."),
+    ] = None,
+    world: WorldOpt = Path("data/samples/world"),
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="split: last 20% of each user's items held out; loo: leave-one-out "
+            "with full ranking over the catalogue."
+        ),
+    ] = "split",
+    relevant: Annotated[
+        str | None,
+        typer.Option(
+            help="loo: the held-out item's action (an ActionName, or 'any'; default: "
+            "any for imported worlds, SERVER_TWEET_FAV otherwise)."
+        ),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="loo: cut-off K.")] = 10,
+    rerank: Annotated[
+        int, typer.Option(min=1, max=10_000, help="loo: retrieval's top R reordered by the ranker.")
+    ] = 200,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Held-out quality of a checkpoint with baselines (AUC, log-loss, NDCG@10, HR@10, recall)."""
+    """Held-out quality of a checkpoint with baselines (AUC, log-loss, NDCG@10, HR@10, recall).
+
+    Example: xfeed eval --checkpoint data/samples/checkpoint --world data/samples/world
+    Example: xfeed eval --protocol loo --world worlds/movielens --checkpoint ckpt/movielens
+    """
     use_device(device)
+    if protocol not in ("split", "loo"):
+        raise InputError(f"--protocol must be split or loo, not {protocol!r}")
+    if protocol == "loo":
+        report = evaluate_loo(world, checkpoint, seed=seed, k=k, rerank=rerank,
+                              relevant=_relevant(relevant, world))  # fmt: skip
+        if as_json:
+            write_lines([dumps(report)], None)
+            return
+        p = report["protocol"]
+        out.print(f"[bold]Leave-one-out[/] — {p['held_out']}; ranking: {p['ranking']}")
+        table = Table("system", f"HR@{k}", f"NDCG@{k}", "median rank", "users")
+        for name, m in report["systems"].items():
+            table.add_row(name, f"{m[f'hr@{k}']:.4f}", f"{m[f'ndcg@{k}']:.4f}",
+                          f"{m['median_rank']:,.1f}", f"{m['users']:,}")  # fmt: skip
+        out.print(table)
+        return
+    if checkpoint is None:
+        raise InputError("--checkpoint is required for --protocol split")
     report = evaluate(checkpoint, world, seed)
     if as_json:
         write_lines([dumps(report)], None)
@@ -126,3 +172,15 @@ def eval_command(
         for name, v in r["recall"].items():
             table.add_row(name, f"{v:.4f}")
         out.print(table)
+
+
+def _relevant(name: str | None, world: Path) -> ActionName | None:
+    """--relevant: an ActionName (any case), 'any', or the default for the world."""
+    if name is None:
+        return None if read_world_json(world).get("imported") else ActionName.SERVER_TWEET_FAV
+    if name.lower() == "any":
+        return None
+    try:
+        return ActionName[name.upper()]
+    except KeyError:
+        raise InputError(f"--relevant must be 'any' or an ActionName, not {name!r}") from None
