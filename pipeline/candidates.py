@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -100,7 +101,8 @@ class PostCandidate:
         return tuple(x for x in (self.post_id, self.source_post_id, self.in_reply_to_post_id) if x)
 
     def to_json(self) -> dict[str, Any]:
-        """Fields that differ from their defaults (so None, False and 0 stay distinct)."""
+        """Fields that differ from their defaults (so None, False and 0 stay distinct); ids as
+        decimal strings (X API convention: 64-bit ids do not survive JSON doubles)."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
@@ -109,21 +111,63 @@ class PostCandidate:
                 or v != _DEFAULTS[f.name]
                 or type(v) is not type(_DEFAULTS[f.name])
             ):
+                if f.name in ID_FIELDS:
+                    v = id_json(v)
                 out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PostCandidate:
+        """Inverse of `to_json`; ids may be strings or integers."""
         unknown = sorted(set(data) - _FIELDS)
         if unknown:
             raise CandidateStreamError(f"unknown candidate field(s): {', '.join(unknown)}")
         if "post_id" not in data or "author_id" not in data:
             raise CandidateStreamError("candidate lacks post_id or author_id")
         data = {k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in data.items()}
-        for k in ("post_id", "author_id"):
-            if not isinstance(data[k], int) or isinstance(data[k], bool):
-                raise CandidateStreamError(f"{k} must be an integer")
+        for k in ID_FIELDS & data.keys():
+            data[k] = parse_id(data[k], k, many=k in _TUPLE_FIELDS)
         return cls(**data)
+
+
+ID_FIELDS = frozenset({
+    "post_id", "author_id", "in_reply_to_post_id", "in_reply_to_user_id", "conversation_id",
+    "source_post_id", "source_user_id", "quoted_post_id", "quoted_user_id", "ancestors",
+    "ancestor_users", "subscription_author_id",
+})  # fmt: skip
+
+
+def id_json(v: Any) -> Any:
+    """An id (or a sequence of ids) as written to JSON: decimal strings; None stays None."""
+    if v is None:
+        return None
+    if isinstance(v, (tuple, list, np.ndarray)):
+        return [str(int(x)) for x in v]
+    return str(int(v))
+
+
+_DECIMAL = re.compile(r"-?[0-9]{1,20}")
+
+
+def _one_id(v: Any, name: str) -> int:
+    if isinstance(v, str) and _DECIMAL.fullmatch(v):
+        v = int(v)
+    if not isinstance(v, int) or isinstance(v, bool) or not -(2**63) <= v < 2**63:
+        raise CandidateStreamError(f"{name} must be a 64-bit integer id (string or number)")
+    return v
+
+
+def parse_id(v: Any, name: str, many: bool = False) -> Any:
+    """An id read from JSON (a decimal string or an integer; None stays None), or with `many`
+    a list or tuple of them (same container type back)."""
+    if v is None:
+        return None
+    if many != isinstance(v, (tuple, list)):
+        what = "a list of ids" if many else "one id"
+        raise CandidateStreamError(f"{name} must be {what}")
+    if many:
+        return type(v)(_one_id(x, name) for x in v)
+    return _one_id(v, name)
 
 
 _FIELDS = {f.name for f in dataclasses.fields(PostCandidate)}

@@ -162,12 +162,12 @@ def whatif(query: FeedQuery, params_a: FeedParams, params_b: FeedParams) -> dict
     b = rank(dataclasses.replace(query, params=params_b))
     ia = [c.post_id for c in a.selected]
     ib = [c.post_id for c in b.selected]
-    moved = [{"post_id": p, "from": ia.index(p) + 1, "to": ib.index(p) + 1}
+    moved = [{"post_id": str(p), "from": ia.index(p) + 1, "to": ib.index(p) + 1}
              for p in ib if p in ia and ia.index(p) != ib.index(p)]  # fmt: skip
     return {
         "a": [c.to_json() for c in a.selected],
         "b": [c.to_json() for c in b.selected],
         "moved": moved,
-        "entered": [p for p in ib if p not in ia],
-        "left": [p for p in ia if p not in ib],
+        "entered": [str(p) for p in ib if p not in ia],
+        "left": [str(p) for p in ia if p not in ib],
     }

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from phoenix.inputs import UserHistory
+from pipeline.candidates import id_json, parse_id
 from pipeline.framework import StageDefaults
 from pipeline.params import FeedParams, params_from_dict
 from world.data import WorldData
@@ -64,10 +65,16 @@ class FeedQuery:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """The query as JSON: ids (user, id lists, the history's post and author ids) as
+        decimal strings."""
         out = dataclasses.asdict(self)
         for k, v in out.items():
-            if isinstance(v, tuple):
+            if k in QUERY_ID_FIELDS:
+                out[k] = id_json(v)
+            elif isinstance(v, tuple):
                 out[k] = list(v)
+        out["history"] = {k: id_json(v) if k in HISTORY_ID_FIELDS else v
+                          for k, v in self.history.items()}  # fmt: skip
         return out
 
     @classmethod
@@ -82,7 +89,19 @@ class FeedQuery:
         for f in dataclasses.fields(cls):
             if f.name in data and isinstance(data[f.name], list):
                 data[f.name] = tuple(data[f.name])
+            if f.name in QUERY_ID_FIELDS and f.name in data:
+                data[f.name] = parse_id(data[f.name], f.name, many=f.name != "user_id")
+        history = data.get("history") or {}
+        if not isinstance(history, dict):
+            raise ValueError("history must map field names to lists")
+        data["history"] = {k: parse_id(v, k, many=True) if k in HISTORY_ID_FIELDS else v
+                           for k, v in history.items()}  # fmt: skip
         return cls(**data)
+
+
+QUERY_ID_FIELDS = frozenset({"user_id", "followed_ids", "blocked_ids", "muted_ids",
+                             "subscribed_ids", "seen_ids", "served_ids"})  # fmt: skip
+HISTORY_ID_FIELDS = frozenset({"post_id", "author_id"})
 
 
 # ---- query hydrators (one concern each; they run concurrently) -------------------------------

@@ -108,7 +108,7 @@ def test_phoenix_retrieve_out_file_matches_corpus_dot_products(fake_artifacts, t
     scores = [r["retrieval_score"] for r in rows]
     assert scores == sorted(scores, reverse=True)
     with np.load(fake_artifacts / "sports_corpus.npz") as z:
-        assert rows[0]["post_id"] in set(z["post_ids"].astype(np.int64).tolist())
+        assert int(rows[0]["post_id"]) in set(z["post_ids"].astype(np.int64).tolist())
 
 
 def test_ckpt_inspect_table_and_json(fake_artifacts, runner):

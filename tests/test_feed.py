@@ -52,7 +52,7 @@ def test_stage_chain_equals_rank_json(runner):
         stream = _invoke(runner, stage, stream)
     assert stream == ranked
     q, cands = parse_stream(ranked.splitlines())
-    assert q["user_id"] == USER and len(cands) == 35
+    assert q["user_id"] == str(USER) and len(cands) == 35
 
 
 def test_hydrate_stage_is_idempotent(runner):

@@ -65,7 +65,7 @@ def test_build_stats_and_query_round_trip(tmp_path, log, runner):
     )
     assert res.exit_code == 0, res.output
     query, cands = parse_stream(res.stdout.splitlines())
-    assert query["user_id"] == 1 and len(cands) == 19
+    assert query["user_id"] == "1" and len(cands) == 19
     assert all(c.in_network and c.author_id in (10, 11) for c in cands)
     assert [c.created_ms for c in cands] == sorted((c.created_ms for c in cands), reverse=True)
 

@@ -35,8 +35,8 @@ def _lines(res: FlowResult) -> list[str]:
     for i in range(len(res.post_ids)):
         row: dict = {
             "rank": i + 1,
-            "post_id": int(res.post_ids[i]),
-            "author_id": int(res.author_ids[i]),
+            "post_id": str(int(res.post_ids[i])),
+            "author_id": str(int(res.author_ids[i])),
             "retrieval_score": float(res.retrieval_scores[i]),
         }
         if res.topics[i]:

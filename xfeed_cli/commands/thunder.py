@@ -130,7 +130,7 @@ def query(
     rows = in_network_posts(store, request, DEFAULT_CONFIG)
     cands = candidates_from_columns(store.posts, rows, in_network=True, source="thunder")
     if as_json or out_path:
-        q = {"user_id": user, "now_ms": store.as_of_ms, "following_count": len(follow_ids)}
+        q = {"user_id": str(user), "now_ms": store.as_of_ms, "following_count": len(follow_ids)}
         write_lines(dump_stream(q, cands), out_path)
         return
     table = Table(
