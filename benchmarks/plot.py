@@ -15,8 +15,8 @@ class PlotUnavailableError(RuntimeError):
     """matplotlib is not installed."""
 
 
-def plot_ranking(series: dict[str, Any], info: dict[str, Any], path: Path | str) -> None:
-    """Write a PNG (atomically) of reference vs cached p50 latency over candidate counts."""
+def require_matplotlib() -> Any:
+    """matplotlib.pyplot (Agg backend), or PlotUnavailableError saying how to install it."""
     try:
         import matplotlib  # noqa: PLC0415 - optional dependency
 
@@ -24,6 +24,12 @@ def plot_ranking(series: dict[str, Any], info: dict[str, Any], path: Path | str)
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError as exc:
         raise PlotUnavailableError("--plot needs matplotlib: pip install 'xfeed[plot]'") from exc
+    return plt
+
+
+def plot_ranking(series: dict[str, Any], info: dict[str, Any], path: Path | str) -> None:
+    """Write a PNG (atomically) of reference vs cached p50 latency over candidate counts."""
+    plt = require_matplotlib()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     n = series["candidates"]
     ax.plot(n, series["reference_ms"], "o-", label="reference (chunked, user+history per chunk)")

@@ -11,7 +11,6 @@ A bundle directory holds `ranker/` and `retrieval/` (either format each).
 
 from __future__ import annotations
 
-import enum
 import json
 import zipfile
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from checkpoints import safetensors_io
 from checkpoints.errors import CheckpointError
+from checkpoints.format_names import Format as Format  # re-exported
 from phoenix.config import ModelType, PhoenixConfig
 from phoenix.embeddings import EmbeddingTables
 from phoenix.params import ParamMismatchError
@@ -37,11 +37,6 @@ UPSTREAM_TABLE_KEYS = {
     "item": "item_embeddings",
     "author": "author_embeddings",
 }
-
-
-class Format(enum.StrEnum):
-    UPSTREAM = "upstream"
-    XFEED = "xfeed"
 
 
 def detect_format(model_dir: Path) -> Format:

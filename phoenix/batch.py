@@ -14,12 +14,24 @@ Glossary of shapes:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import jax
 import numpy as np
 
-Array = jax.Array | np.ndarray
+if TYPE_CHECKING:
+    import jax
+
+    Array = jax.Array | np.ndarray
+
+
+def __getattr__(name: str) -> Any:
+    """`Array` (jax.Array | np.ndarray) resolved on first use, so importing the containers does
+    not import JAX."""
+    if name == "Array":
+        import jax  # noqa: PLC0415
+
+        return jax.Array | np.ndarray
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class RecsysBatch(NamedTuple):

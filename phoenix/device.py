@@ -1,10 +1,16 @@
-"""Device choice: JAX's default backend (GPU when present) unless forced."""
+"""Device choice: JAX's default backend (GPU when present) unless forced.
+
+Importing this module does not import JAX (the CLI declares `DeviceChoice` options at start-up);
+`select_device` does.
+"""
 
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
-import jax
+if TYPE_CHECKING:
+    import jax
 
 
 class DeviceChoice(enum.StrEnum):
@@ -19,6 +25,8 @@ class DeviceUnavailableError(RuntimeError):
 
 def select_device(choice: DeviceChoice | str = DeviceChoice.AUTO) -> jax.Device:
     """Make `choice` JAX's default device and return it. `gpu` without a GPU is an error."""
+    import jax  # noqa: PLC0415 (JAX only when a command computes)
+
     choice = DeviceChoice(choice)
     if choice is DeviceChoice.AUTO:
         device = jax.devices()[0]

@@ -13,13 +13,11 @@ import functools
 import gc
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checkpoints.corpus import load_corpus
-from checkpoints.formats import load_model
 from filters import post_selection_filters, pre_scoring_filters
 from phoenix.config import ModelType
-from phoenix.runtime import Ranker, Retriever
 from pipeline import hydrators as h
 from pipeline import scorers as s
 from pipeline.candidates import PostCandidate
@@ -31,6 +29,10 @@ from pipeline.selector import TopKScoreSelector
 from pipeline.sources import PhoenixRetrievalSource, ThunderSource, default_corpus_path
 from world.data import WorldData
 from world.tables import read_world_json
+
+if TYPE_CHECKING:
+    from checkpoints.corpus import Corpus
+    from phoenix.runtime import Ranker, Retriever
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = Resources(
@@ -50,41 +52,73 @@ def _world(path: str) -> WorldData:
 
 
 @functools.lru_cache(maxsize=4)
-def _models(checkpoint: str, corpus: str, path: str) -> tuple[Ranker, Retriever, Any]:
+def _ranker(checkpoint: str, path: str) -> Ranker:
+    from checkpoints.formats import load_model  # noqa: PLC0415 (JAX only where a model runs)
+    from phoenix.runtime import Ranker  # noqa: PLC0415
+
     ranker = Ranker(load_model(checkpoint, ModelType.RANKER)[0], path=path)
-    retriever = Retriever(load_model(checkpoint, ModelType.RETRIEVAL)[0])
-    out = ranker, retriever, load_corpus(corpus)
+    gc.freeze()
+    return ranker
+
+
+@functools.lru_cache(maxsize=4)
+def _retrieval(checkpoint: str, corpus: str) -> tuple[Retriever, Corpus]:
+    from checkpoints.formats import load_model  # noqa: PLC0415
+    from phoenix.runtime import Retriever  # noqa: PLC0415
+
+    out = Retriever(load_model(checkpoint, ModelType.RETRIEVAL)[0]), load_corpus(corpus)
     gc.freeze()
     return out
 
 
-def build_pipeline(query: FeedQuery) -> CandidatePipeline:
+@functools.lru_cache(maxsize=4)
+def _history_length(checkpoint: str) -> int:
+    """The longest history either model reads (configs only, no weights loaded)."""
+    from checkpoints.formats import model_dir, read_config  # noqa: PLC0415
+
+    return max(read_config(model_dir(checkpoint, t))[0].history_seq_len for t in ModelType)
+
+
+# What each part of the pipeline loads: a stage process builds only its parts, so `xfeed filter`
+# or `xfeed select` loads no model (and no JAX) and `xfeed score` no world.
+PARTS = frozenset({"query", "sources", "hydrators", "filters", "scorers", "selector", "post"})
+
+
+def build_pipeline(query: FeedQuery, parts: frozenset[str] = PARTS) -> CandidatePipeline:
+    """The For You pipeline for `query`; components of the parts not asked for are left out."""
     r, p = query.resources, query.params
-    world = _world(r.world)
-    ranker, retriever, corpus = _models(r.checkpoint, default_corpus_path(query), p.ranker)
-    history_length = max(ranker.config.history_seq_len, retriever.config.history_seq_len)
-    return CandidatePipeline(
-        query_hydrators=query_hydrators(world, history_length),
-        sources=[ThunderSource(), PhoenixRetrievalSource(retriever, corpus)],
-        hydrators=[
-            h.InNetworkHydrator(),
-            h.CoreDataHydrator(world),
-            h.MediaHydrator(world),
-            h.SubscriptionHydrator(world),
-            h.AuthorHydrator(world),
-            h.SocialContextHydrator(world),
-            h.EngagementCountsHydrator(world),
-        ],  # fmt: skip
-        filters=pre_scoring_filters(p.max_post_age_ms),
-        scorers=[
-            s.PhoenixScorer(ranker),
+    world = _world(r.world) if parts & {"query", "hydrators", "post"} else None
+    sources, scorers = [], []
+    if "sources" in parts:
+        retriever, corpus = _retrieval(r.checkpoint, default_corpus_path(query))
+        sources = [ThunderSource(), PhoenixRetrievalSource(retriever, corpus)]
+    if "scorers" in parts:
+        scorers = [
+            s.PhoenixScorer(_ranker(r.checkpoint, p.ranker)),
             s.WeightedScorer(),
             s.NewAuthorBoostScorer(),
             s.AuthorDiversityScorer(),
             s.OONScorer(),
-        ],  # fmt: skip
+        ]  # fmt: skip
+    hydrators = [] if "hydrators" not in parts else [
+        h.InNetworkHydrator(),
+        h.CoreDataHydrator(world),
+        h.MediaHydrator(world),
+        h.SubscriptionHydrator(world),
+        h.AuthorHydrator(world),
+        h.SocialContextHydrator(world),
+        h.EngagementCountsHydrator(world),
+    ]  # fmt: skip
+    return CandidatePipeline(
+        query_hydrators=query_hydrators(world, _history_length(r.checkpoint))
+        if "query" in parts
+        else [],  # fmt: skip
+        sources=sources,
+        hydrators=hydrators,
+        filters=pre_scoring_filters(p.max_post_age_ms),
+        scorers=scorers,
         selector=TopKScoreSelector(),
-        post_selection_hydrators=[h.VisibilityHydrator(world)],
+        post_selection_hydrators=[h.VisibilityHydrator(world)] if "post" in parts else [],
         post_selection_filters=post_selection_filters(),
         result_size=p.result_size,
         lenient=query.lenient,
@@ -114,37 +148,40 @@ def rank(query: FeedQuery) -> PipelineResult:
 
 def retrieve(query: FeedQuery) -> tuple[FeedQuery, list[PostCandidate], PipelineResult]:
     """Query hydration, sources and candidate hydration."""
-    pipe = build_pipeline(query)
+    pipe = build_pipeline(query, frozenset({"query", "sources", "hydrators"}))
     result: PipelineResult = PipelineResult(query)
     query = pipe.hydrate_query(query, result)
     cands = pipe.hydrate(query, pipe.fetch(query, result), result)
     return query, cands, result
 
 
-def _run_stage(query: FeedQuery, run):
-    """Run one stage of the query's pipeline: `run(pipeline, result)`; returns (output, result)."""
+def _run_stage(query: FeedQuery, part: str, run):
+    """Run one stage of the query's pipeline: `run(pipeline, result)`; returns (output, result).
+    Only that stage's part is built (and loaded)."""
     result: PipelineResult = PipelineResult(query)
-    return run(build_pipeline(query), result), result
+    return run(build_pipeline(query, frozenset({part})), result), result
 
 
 def hydrate(query: FeedQuery, cands: list[PostCandidate]):
-    return _run_stage(query, lambda p, r: p.hydrate(query, cands, r))
+    return _run_stage(query, "hydrators", lambda p, r: p.hydrate(query, cands, r))
 
 
 def filter_stage(query: FeedQuery, cands: list[PostCandidate]):
-    return _run_stage(query, lambda p, r: p.run_filters(query, cands, p.filters, "filter", r))
+    return _run_stage(query, "filters",
+                      lambda p, r: p.run_filters(query, cands, p.filters, "filter", r))  # fmt: skip
 
 
 def score(query: FeedQuery, cands: list[PostCandidate]):
-    return _run_stage(query, lambda p, r: p.run_scorers(query, cands, r))
+    return _run_stage(query, "scorers", lambda p, r: p.run_scorers(query, cands, r))
 
 
 def select(query: FeedQuery, cands: list[PostCandidate]):
-    return _run_stage(query, lambda p, r: p.select(query, cands, r))
+    return _run_stage(query, "selector", lambda p, r: p.select(query, cands, r))
 
 
 def post_filter(query: FeedQuery, cands: list[PostCandidate]):
-    return _run_stage(query, lambda p, r: p.post_select(query, SelectResult(cands, []), r)[0])
+    return _run_stage(query, "post",
+                      lambda p, r: p.post_select(query, SelectResult(cands, []), r)[0])  # fmt: skip
 
 
 # ---- explain and what-if ---------------------------------------------------------------------

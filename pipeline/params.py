@@ -8,6 +8,7 @@ model it reads (phoenix_scorer.rs mapping). Heads a checkpoint lacks contribute 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import math
 import tomllib
@@ -90,6 +91,89 @@ class FeedParams:
         return dataclasses.asdict(self)
 
 
+# The meaning of every switch (one line each; `xfeed params` prints them with defaults and types).
+PARAM_HELP: dict[str, str] = {
+    "reply_mutual_follow_boost": "added to the reply weight for original posts by mutual follows",
+    "vqv_max_viewer_followers": "video-quality-view weight only for viewers with fewer followers",
+    "vqv_min_video_ms": "video-quality-view weight only for videos longer than this (ms)",
+    "post_unexplored_in_network_only": "post_unexplored weight only for in-network posts",
+    "negative_scores_offset": "net-negative posts are squeezed into [0, offset) below the rest",
+    "author_diversity_decay": "score × (1 − floor)·decay^k + floor for an author's k-th post",
+    "author_diversity_floor": "the floor of the author-diversity multiplier",
+    "oon_weight_factor": "score multiplier for out-of-network posts",
+    "oon_rescore_in_network_replies_retweets": "apply the OON factor to in-network replies/RTs",
+    "new_author_boost": "lift one new author's post to the cold_start_slot-th score",
+    "cold_start_slot": "the score rank a boosted new-author post is lifted to",
+    "cold_start_follower_cap": "new author: at most this many followers",
+    "cold_start_impression_threshold": "new-author post: fewer views than this",
+    "cold_start_max_position_ratio": "boost only posts ranked within this share of the pool",
+    "max_post_age_ms": "age filter: older posts are dropped (ms; 48 h)",
+    "thunder_max_results": "in-network candidates fetched from Thunder",
+    "retrieval_max_results": "out-of-network candidates from Phoenix retrieval (top-K)",
+    "served_window_ms": "previously-served filter: posts served within this window (ms)",
+    "served_max_ids": "previously-served filter: at most this many served ids",
+    "exclude_videos": "drop posts with video (video filter)",
+    "top_k": "candidates kept by the selector before post-selection filters",
+    "result_size": "posts served (the feed size)",
+    "ranker": "'cached' (user+history once) or 'reference' (upstream's chunks)",
+    "dwell_time": "weight per predicted second of dwell (continuous head)",
+}
+
+
+def param_table(params: FeedParams | None = None) -> list[dict[str, Any]]:
+    """Every switch and head weight of `params` (default: the defaults): name, TOML key, value,
+    default, type and meaning; heads also name the model output (proto ActionName) they read."""
+    p = params or FeedParams()
+    d = FeedParams()
+    rows: list[dict[str, Any]] = []
+    for f in dataclasses.fields(FeedParams):
+        if f.name == "weights":
+            continue
+        default = getattr(d, f.name)
+        rows.append({"name": f.name, "key": f.name, "value": getattr(p, f.name),
+                     "default": default, "type": type(default).__name__,
+                     "meaning": PARAM_HELP[f.name], "action": None})  # fmt: skip
+    for head, w in d.weights.items():
+        action = HEADS[head][0].name if head in HEADS else None
+        meaning = f"weight × P({action})" if action else PARAM_HELP[head]
+        rows.append({"name": head, "key": f"weights.{head}", "value": p.weights[head],
+                     "default": w, "type": "float", "meaning": meaning,
+                     "action": action})  # fmt: skip
+    return rows
+
+
+def params_toml(params: FeedParams | None = None) -> str:
+    """An editable TOML file of every parameter (switches, then [weights]), each with its
+    meaning as a comment; `load_params` reads it back to the same FeedParams."""
+    lines = ["# xfeed pipeline parameters (xfeed rank --weights THIS_FILE); defaults are",
+             "# production's. Delete lines to keep their defaults.", ""]  # fmt: skip
+    rows = param_table(params)
+    for r in rows:
+        if not r["key"].startswith("weights."):
+            lines += [f"# {r['meaning']} (default {_toml_value(r['default'])})",
+                      f"{r['key']} = {_toml_value(r['value'])}"]  # fmt: skip
+    lines += ["", "[weights]"]
+    for r in rows:
+        if r["key"].startswith("weights."):
+            lines += [f"# {r['meaning']} (default {_toml_value(r['default'])})",
+                      f"{r['name']} = {_toml_value(r['value'])}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return repr(v)
+
+
+def _unknown(kind: str, key: str, known: list[str]) -> str:
+    near = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    hint = f" (did you mean {near[0]!r}?)" if near else " (see `xfeed params`)"
+    return f"unknown {kind} {key!r}{hint}"
+
+
 class ParamsError(ValueError):
     """A weights file with unknown keys, wrong types or non-finite values."""
 
@@ -101,14 +185,14 @@ def params_from_dict(data: dict[str, Any], base: FeedParams | None = None) -> Fe
     changes: dict[str, Any] = {}
     for key, value in data.items():
         if key not in fields:
-            raise ParamsError(f"unknown parameter {key!r}")
+            raise ParamsError(_unknown("parameter", key, list(fields)))
         if key == "weights":
             if not isinstance(value, dict):
                 raise ParamsError("'weights' must be a table of head = weight")
             weights = dict(base.weights)
             for head, w in value.items():
                 if head not in weights:
-                    raise ParamsError(f"unknown head {head!r} in [weights]")
+                    raise ParamsError(_unknown("head", head, list(weights)) + " in [weights]")
                 weights[head] = _number(f"weights.{head}", w)
             changes["weights"] = weights
             continue

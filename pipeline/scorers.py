@@ -6,14 +6,17 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from phoenix.runtime import Ranker
 from pipeline.candidates import PostCandidate
 from pipeline.framework import StageDefaults
 from pipeline.params import HEADS, FeedParams
 from pipeline.query import FeedQuery
+
+if TYPE_CHECKING:
+    from phoenix.runtime import Ranker
 
 
 @dataclasses.dataclass

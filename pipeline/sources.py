@@ -6,12 +6,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from checkpoints.corpus import Corpus, load_corpus
-from phoenix.runtime import Retriever
-from phoenix.search import search
 from pipeline.candidates import PostCandidate
 from pipeline.framework import StageDefaults
 from pipeline.query import FeedQuery
@@ -19,6 +18,9 @@ from thunder.fetch import InNetworkRequest, in_network_posts
 from thunder.log import read_logs
 from thunder.snapshot import load_snapshot
 from thunder.store import ThunderStore, build_store
+
+if TYPE_CHECKING:
+    from phoenix.runtime import Retriever
 
 
 @functools.lru_cache(maxsize=4)
@@ -72,6 +74,8 @@ class PhoenixRetrievalSource(StageDefaults):
         return not query.in_network_only
 
     def get_candidates(self, query: FeedQuery) -> list[PostCandidate]:
+        from phoenix.search import search  # noqa: PLC0415 (JAX only where retrieval runs)
+
         cfg = self.retriever.config
         history = query.user_history(cfg.num_actions, cfg.history_seq_len)
         rep, _ = self.retriever.encode_user(history)  # [D]

@@ -6,6 +6,7 @@ one line `error: ...` and exit code 2, with a traceback only when XFEED_DEBUG=1.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -15,22 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from checkpoints.errors import CheckpointError
-from phoenix.device import DeviceUnavailableError
-from phoenix.params import ParamMismatchError
-from pipeline.candidates import CandidateStreamError
-from pipeline.framework import PipelineError
-from pipeline.params import ParamsError
 from safeio.atomic import atomic_path
-from thunder.errors import ThunderError
-from world.tables import WorldError
 
 # Pipes and files get a fixed wide layout (upstream's table is 120 columns), terminals their width.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -41,18 +32,35 @@ class InputError(ValueError):
     """Bad command-line input detected by the CLI itself."""
 
 
-KNOWN_ERRORS: tuple[type[BaseException], ...] = (
-    CheckpointError,
-    ParamMismatchError,
-    DeviceUnavailableError,
-    InputError,
-    ThunderError,
-    WorldError,
-    CandidateStreamError,
-    ParamsError,
-    PipelineError,
-    FileNotFoundError,
+# Known bad-input errors as "module:Class": resolved only from modules already imported (an
+# exception of a class can only exist once its module is), so start-up imports none of them.
+KNOWN_ERRORS: tuple[str, ...] = (
+    "checkpoints.errors:CheckpointError",
+    "phoenix.params:ParamMismatchError",
+    "phoenix.device:DeviceUnavailableError",
+    "xfeed_cli.console:InputError",
+    "thunder.errors:ThunderError",
+    "world.tables:WorldError",
+    "pipeline.candidates:CandidateStreamError",
+    "pipeline.params:ParamsError",
+    "pipeline.framework:PipelineError",
+    "builtins:FileNotFoundError",
 )
+
+
+def known_error_classes(loaded_only: bool = True) -> tuple[type[BaseException], ...]:
+    """The KNOWN_ERRORS classes; with `loaded_only`, those whose module is already imported."""
+    out = []
+    for spec in KNOWN_ERRORS:
+        module, name = spec.split(":")
+        mod = sys.modules.get(module) if loaded_only else importlib.import_module(module)
+        if mod is not None:
+            out.append(getattr(mod, name))
+    return tuple(out)
+
+
+def is_known_error(exc: BaseException) -> bool:
+    return isinstance(exc, known_error_classes())
 
 
 def debug_enabled() -> bool:
@@ -60,13 +68,22 @@ def debug_enabled() -> bool:
 
 
 class XFeedGroup(TyperGroup):
-    """The root group: routes known errors through one funnel (one line, exit 2)."""
+    """Every xfeed group: routes known errors through one funnel (one line, exit 2) and rejects a
+    single-value option given twice (`--user 1 --user 7` is a usage error, not "last wins")."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if cmd is not None and not hasattr(cmd, "commands"):
+            repeated = repeated_option(cmd, rest)
+            if repeated:
+                ctx.fail(f"{name}: option {repeated} given more than once (give it once)")
+        return name, cmd, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except KNOWN_ERRORS as exc:
-            if debug_enabled():
+        except Exception as exc:
+            if debug_enabled() or not is_known_error(exc):
                 raise
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
@@ -75,7 +92,31 @@ class XFeedGroup(TyperGroup):
             raise typer.Exit(2) from None
 
 
+def repeated_option(cmd: Any, args: list[str]) -> str | None:
+    """The first single-value option (not a flag, counter or list) that `args` give twice."""
+    single: dict[str, str] = {}
+    for p in getattr(cmd, "params", ()):
+        if getattr(p, "param_type_name", "") != "option":
+            continue
+        if getattr(p, "multiple", False) or getattr(p, "is_flag", False) or p.count:
+            continue
+        for opt in (*p.opts, *p.secondary_opts):
+            single[opt] = p.name
+    seen: dict[str, str] = {}
+    for token in args:
+        if token == "--":
+            break
+        opt = token.split("=", 1)[0] if token.startswith("--") else token
+        if opt in single:
+            if single[opt] in seen:
+                return opt
+            seen[single[opt]] = opt
+    return None
+
+
 def setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler  # noqa: PLC0415
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
@@ -85,6 +126,8 @@ def setup_logging(verbose: bool) -> None:
 
 
 def _jsonable(value: Any) -> Any:
+    import numpy as np  # noqa: PLC0415 (only when something numpy is being written)
+
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -1,4 +1,8 @@
-"""The `xfeed` root command: wires command groups together, nothing else."""
+"""The `xfeed` root command: wires command groups together, nothing else.
+
+Start-up stays light: command modules import JAX, haiku and pyarrow only inside the commands
+that need them (`xfeed --help` and usage errors never load them; tests/test_startup.py checks).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,18 @@ from typing import Annotated
 
 import typer
 
-from xfeed_cli.commands import bench, ckpt, feed, phoenix, thunder, training, world
+from xfeed_cli import device
+from xfeed_cli.commands import bench, ckpt, feed, params, phoenix, thunder, training, world
 from xfeed_cli.console import XFeedGroup, setup_logging
 
 app = typer.Typer(
     name="xfeed",
     cls=XFeedGroup,
-    help="Offline inference and checkpoint experiments with X's For You algorithm.",
+    help="Offline inference and checkpoint experiments with X's For You algorithm.\n\n"
+    "Example: xfeed rank --user 1007",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
 )
 app.command("rank")(feed.rank)
 app.command("retrieve")(feed.retrieve)
@@ -26,6 +32,7 @@ app.command("select")(feed.select)
 app.command("post-filter")(feed.post_filter)
 app.command("explain")(feed.explain)
 app.command("whatif")(feed.whatif)
+app.command("params")(params.params_command)
 app.add_typer(ckpt.app, name="ckpt")
 app.add_typer(phoenix.app, name="phoenix")
 app.add_typer(thunder.app, name="thunder")
@@ -37,14 +44,39 @@ app.command("eval")(training.eval_command)
 app.command("bench")(bench.bench)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            v = version("xfeed")
+        except PackageNotFoundError:
+            v = "unknown (not installed)"
+        typer.echo(f"xfeed {v}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log progress on stderr.")
     ] = False,
+    compile_cache: Annotated[
+        bool,
+        typer.Option(
+            "--compile-cache/--no-compile-cache",
+            help="Keep JAX's compiled executables in $XFEED_CACHE_DIR/jax (default "
+            "~/.cache/xfeed/jax) for later processes; XFEED_COMPILE_CACHE=0 also turns it off.",
+        ),
+    ] = True,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
 ) -> None:
     """xfeed: the For You pipeline, Phoenix models and checkpoints, offline."""
     setup_logging(verbose)
+    device.COMPILE_CACHE["on"] = compile_cache
 
 
 def run() -> None:

@@ -5,22 +5,26 @@ from __future__ import annotations
 import enum
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import jax
 import typer
 from rich.table import Table
 
-from benchmarks.core import DEFAULT_WORKDIR, Report
-from benchmarks.e2e import bench_e2e
-from benchmarks.loading import bench_load
-from benchmarks.plot import PlotUnavailableError, plot_ranking
-from benchmarks.ranking import bench_ranking
-from benchmarks.retrieval import bench_retrieval
-from benchmarks.thunder_store import bench_thunder
-from phoenix.device import select_device
 from xfeed_cli.console import InputError, dumps, err, out, write_lines
+from xfeed_cli.device import use_device
+from xfeed_cli.lazy import lazy
 from xfeed_cli.options import DeviceOpt, JsonOpt, OutOpt
+
+if TYPE_CHECKING:
+    from benchmarks.core import Report
+
+core = lazy("benchmarks.core")
+e2e = lazy("benchmarks.e2e")
+loading = lazy("benchmarks.loading")
+plot_mod = lazy("benchmarks.plot")
+ranking = lazy("benchmarks.ranking")
+retrieval = lazy("benchmarks.retrieval")
+thunder_store = lazy("benchmarks.thunder_store")
 
 
 class Target(enum.StrEnum):
@@ -53,8 +57,12 @@ def bench(
     world: Annotated[Path | None, typer.Option(help="e2e: use this world instead.")] = None,
     vocab: Annotated[int, typer.Option(min=2, help="load: rows per table.")] = 1_000_000,
     workdir: Annotated[
-        Path, typer.Option(help="Where generated inputs are kept ($XFEED_BENCH_DIR).")
-    ] = DEFAULT_WORKDIR,
+        Path | None,
+        typer.Option(
+            help="Where generated inputs are kept (default $XFEED_BENCH_DIR, else "
+            "~/.cache/xfeed/bench)."
+        ),  # fmt: skip
+    ] = None,
     plot: Annotated[
         Path | None, typer.Option(help="Ranking: PNG of latency vs candidates, both paths.")
     ] = None,
@@ -64,13 +72,21 @@ def bench(
 ) -> None:
     """Measure the ranking paths, retrieval, Thunder, the whole pipeline and checkpoint loading
     on the same inputs in one process; progress on stderr, tables on stdout."""
-    dev = select_device(device)
-    logging.getLogger("xfeed.bench").setLevel(logging.INFO)
-    err.print(f"device: {dev.platform}:{dev.id} ({dev.device_kind})", highlight=False)
     targets = [t for t in Target if t is not Target.ALL] if what is Target.ALL else [what]
     if plot is not None and Target.RANKING not in targets:
         raise InputError("--plot draws the ranking benchmark: use `xfeed bench ranking --plot`")
+    if plot is not None:
+        try:
+            plot_mod.require_matplotlib()  # before minutes of measuring, not after
+        except plot_mod.PlotUnavailableError as exc:
+            raise InputError(str(exc)) from None
+    dev = use_device(device, quiet=True)
+    logging.getLogger("xfeed.bench").setLevel(logging.INFO)
+    err.print(f"device: {dev.platform}:{dev.id} ({dev.device_kind})", highlight=False)
+    workdir = workdir or core.DEFAULT_WORKDIR
     reports: list[Report] = []
+    import jax  # noqa: PLC0415
+
     with jax.default_device(dev):
         for t in targets:
             reports.append(_run(t, dev, repeat, quick, candidates, corpus_size, events, posts,
@@ -78,10 +94,10 @@ def bench(
             if not as_json:
                 render(reports[-1])
     if plot is not None:
-        ranking = next(r for r in reports if r.name == "ranking")
+        ranked = next(r for r in reports if r.name == "ranking")
         try:
-            plot_ranking(ranking.series, ranking.info, plot)
-        except PlotUnavailableError as exc:
+            plot_mod.plot_ranking(ranked.series, ranked.info, plot)
+        except plot_mod.PlotUnavailableError as exc:
             raise InputError(str(exc)) from None
         err.print(f"wrote {plot}", highlight=False)
     if as_json or out_path is not None:
@@ -91,19 +107,20 @@ def bench(
 def _run(t: Target, dev, repeat, quick, candidates, corpus_size, events, posts, world, vocab,
          workdir, sweep) -> Report:  # fmt: skip
     if t is Target.RANKING:
-        return bench_ranking(repeat, 256 if quick else candidates, device=dev,
+        return ranking.bench_ranking(repeat, 256 if quick else candidates, device=dev,
                              sweep=(QUICK_SWEEP if quick else SWEEP) if sweep else ())  # fmt: skip
     if t is Target.RETRIEVAL:
-        return bench_retrieval(repeat, 20_000 if quick else corpus_size, device=dev)
+        return retrieval.bench_retrieval(repeat, 20_000 if quick else corpus_size, device=dev)
     if t is Target.THUNDER:
         n = 200_000 if quick else events
-        return bench_thunder(n, authors=max(1000, n // 50), requests=min(200, repeat * 10))
+        authors, requests = max(1000, n // 50), min(200, repeat * 10)
+        return thunder_store.bench_thunder(n, authors=authors, requests=requests)
     if t is Target.E2E:
         from pipeline.feed import BUNDLED  # noqa: PLC0415
 
         w = Path(BUNDLED.world) if quick and world is None else world
-        return bench_e2e(repeat, posts, w, workdir=workdir)
-    return bench_load(20_000 if quick else vocab, workdir, repeat=min(repeat, 3))
+        return e2e.bench_e2e(repeat, posts, w, workdir=workdir)
+    return loading.bench_load(20_000 if quick else vocab, workdir, repeat=min(repeat, 3))
 
 
 def _fmt(v: Any) -> str:

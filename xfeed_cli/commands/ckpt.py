@@ -9,15 +9,20 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from checkpoints import hub, tools
-from checkpoints.fake import write_fake_artifacts
-from checkpoints.formats import Format
+from checkpoints.format_names import Format
 from phoenix.config import Preset
-from xfeed_cli.console import dumps, err, out, write_lines
+from xfeed_cli.console import XFeedGroup, dumps, err, out, write_lines
+from xfeed_cli.lazy import lazy
 from xfeed_cli.options import JsonOpt, SeedOpt
 
+hub = lazy("checkpoints.hub")
+tools = lazy("checkpoints.tools")
+fake_mod = lazy("checkpoints.fake")
+
 app = typer.Typer(
-    help="Checkpoint tools: inspect, diff, convert, fake, pull.", no_args_is_help=True
+    help="Checkpoint tools: inspect, diff, convert, fake, pull.",
+    no_args_is_help=True,
+    cls=XFeedGroup,
 )
 
 PathArg = Annotated[Path, typer.Argument(help="Checkpoint directory (model or bundle).")]
@@ -127,7 +132,7 @@ def fake(
 ) -> None:
     """Random-weight checkpoint in upstream's exact artifacts layout (+ corpus, sequence)."""
     with err.status(f"writing fake artifacts to {out_dir} …"):
-        write_fake_artifacts(
+        fake_mod.write_fake_artifacts(
             out_dir,
             vocab=vocab,
             seed=seed,

@@ -6,20 +6,26 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline import feed
-from pipeline.candidates import PostCandidate, dump_stream, parse_stream
 from pipeline.params import HEADS, load_params
-from pipeline.query import FeedQuery, Resources
 from thunder.timespec import parse_time_ms
 from xfeed_cli.console import InputError, dumps, err, out, write_lines
 from xfeed_cli.device import use_device
+from xfeed_cli.lazy import lazy
 from xfeed_cli.options import DeviceOpt, JsonOpt, OutOpt
+
+if TYPE_CHECKING:
+    from pipeline.candidates import PostCandidate
+    from pipeline.query import FeedQuery, Resources
+
+feed = lazy("pipeline.feed")
+candidates = lazy("pipeline.candidates")
+query_mod = lazy("pipeline.query")
 
 UserOpt = Annotated[int, typer.Option("--user", help="Viewer user id.")]
 WorldOpt = Annotated[Path | None, typer.Option("--world", help="World (default: bundled).")]
@@ -44,7 +50,7 @@ def _resources(world, checkpoint, snapshot, corpus) -> Resources:
         snapshot_str = str(snapshot) if snapshot else None
     else:
         snapshot_str = str(snapshot) if snapshot is not None else b.snapshot
-    return Resources(
+    return query_mod.Resources(
         world=str(world) if world else b.world,
         checkpoint=str(checkpoint) if checkpoint else b.checkpoint,
         snapshot=snapshot_str,
@@ -68,16 +74,16 @@ def _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenie
 
 
 def _stream_out(query: FeedQuery, cands: list[PostCandidate], path: Path | None) -> None:
-    write_lines(dump_stream(query.to_json(), cands), path)
+    write_lines(candidates.dump_stream(query.to_json(), cands), path)
 
 
 def _stream_in(path: Path | None) -> tuple[FeedQuery, list[PostCandidate]]:
     if path is not None and not path.exists():
         raise InputError(f"{path}: candidate file not found")
     lines = path.read_text().splitlines() if path else sys.stdin.read().splitlines()
-    q, cands = parse_stream(lines)
+    q, cands = candidates.parse_stream(lines)
     try:
-        return FeedQuery.from_json(q), cands
+        return query_mod.FeedQuery.from_json(q), cands
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"bad query line: {exc}") from exc
 

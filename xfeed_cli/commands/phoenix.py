@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from phoenix.actions import UPSTREAM_DEMO_COLUMNS
-from upstream.run_pipeline import FlowResult, run_phoenix_flow
-from xfeed_cli.console import dumps, err, out, write_lines
+from xfeed_cli.console import XFeedGroup, dumps, err, out, write_lines
 from xfeed_cli.device import use_device
+from xfeed_cli.lazy import lazy
 from xfeed_cli.options import DeviceOpt, DtypeOpt, JsonOpt, OutOpt
 
-app = typer.Typer(help="Upstream's Phoenix flow: retrieval then ranking.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from upstream.run_pipeline import FlowResult
+
+flow = lazy("upstream.run_pipeline")
+
+app = typer.Typer(
+    help="Upstream's Phoenix flow: retrieval then ranking.", no_args_is_help=True, cls=XFeedGroup
+)
 
 ArtifactsOpt = Annotated[
     Path, typer.Option("--artifacts", help="Artifacts directory with ranker/ and retrieval/.")
@@ -93,7 +100,7 @@ def _render(res: FlowResult, display: int) -> None:
 
 def _run(artifacts, sequence, corpus, top_k, rank, device, dtype, as_json, out_path, display):
     use_device(device)
-    res = run_phoenix_flow(
+    res = flow.run_phoenix_flow(
         artifacts,
         sequence=sequence,
         corpus=corpus,

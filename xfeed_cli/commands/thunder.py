@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline.candidates import candidates_from_columns, dump_stream
 from thunder.config import DEFAULT_CONFIG, ThunderConfig
-from thunder.fetch import InNetworkRequest, in_network_posts
-from thunder.log import read_logs
-from thunder.snapshot import load_snapshot, save_snapshot, snapshot_stats
-from thunder.store import build_store
 from thunder.timespec import format_time_ms, parse_duration_ms, parse_time_ms
-from world.tables import edges_of, read_world_json, require_user
-from xfeed_cli.console import InputError, dumps, err, out, write_lines
+from xfeed_cli.console import InputError, XFeedGroup, dumps, err, out, write_lines
+from xfeed_cli.lazy import lazy
 from xfeed_cli.options import JsonOpt, OutOpt
 
-app = typer.Typer(help="Thunder: the in-network post store.", no_args_is_help=True)
+if TYPE_CHECKING:
+    import numpy as np
+
+np_ = lazy("numpy")
+candidates = lazy("pipeline.candidates")
+fetch = lazy("thunder.fetch")
+log_mod = lazy("thunder.log")
+snap = lazy("thunder.snapshot")
+store_mod = lazy("thunder.store")
+tables = lazy("world.tables")
+
+app = typer.Typer(help="Thunder: the in-network post store.", no_args_is_help=True, cls=XFeedGroup)
 
 SnapshotOpt = Annotated[Path, typer.Option("--snapshot", help="Snapshot directory.")]
 
@@ -29,20 +33,22 @@ SnapshotOpt = Annotated[Path, typer.Option("--snapshot", help="Snapshot director
 def parse_ids(text: str | None, what: str) -> np.ndarray:
     """Comma-separated positive ids."""
     if not text:
-        return np.zeros(0, np.int64)
+        return np_.zeros(0, np_.int64)
     try:
         ids = [int(x) for x in text.replace(" ", "").split(",") if x]
     except ValueError as exc:
         raise InputError(f"--{what}: expected comma-separated integer ids") from exc
     if any(i <= 0 for i in ids):
         raise InputError(f"--{what}: ids must be positive")
-    return np.array(ids, np.int64)
+    return np_.array(ids, np_.int64)
 
 
 def _default_now(posts: list[Path]) -> int | None:
     """The world's as_of_ms when the first log sits in a world directory."""
     world = posts[0].parent
-    return int(read_world_json(world)["as_of_ms"]) if (world / "world.json").exists() else None
+    if not (world / "world.json").exists():
+        return None
+    return int(tables.read_world_json(world)["as_of_ms"])
 
 
 @app.command()
@@ -55,6 +61,8 @@ def build(
     """Build a snapshot from post logs (atomically; nothing is written on bad input)."""
     now_ms = parse_time_ms(now) if now is not None else _default_now(posts)
     config = ThunderConfig(retention_ms=parse_duration_ms(retention))
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task("thunder build", total=len(posts) + 5)
@@ -65,9 +73,9 @@ def build(
                 task, completed=steps.get(stage, len(posts)) + done, description=f"thunder {stage}"
             )
 
-        log = read_logs(posts, progress)
-        store = build_store(log, now_ms, config, progress)
-        manifest = save_snapshot(snapshot_out, store, log, config)
+        log = log_mod.read_logs(posts, progress)
+        store = store_mod.build_store(log, now_ms, config, progress)
+        manifest = snap.save_snapshot(snapshot_out, store, log, config)
         bar.update(task, completed=len(posts) + 5)
     c = manifest["counts"]
     err.print(
@@ -83,8 +91,8 @@ def stats(
     snapshot: Annotated[Path, typer.Argument(help="Snapshot directory.")], as_json: JsonOpt = False
 ) -> None:
     """Posts, authors, deletes, per-kind counts and the age histogram of a snapshot."""
-    store, manifest = load_snapshot(snapshot)
-    s = snapshot_stats(store, manifest)
+    store, manifest = snap.load_snapshot(snapshot)
+    s = snap.snapshot_stats(store, manifest)
     if as_json:
         write_lines([dumps(s)], None)
         return
@@ -121,17 +129,18 @@ def query(
     if user <= 0:
         raise InputError("--user must be a positive id")
     if world is not None:
-        require_user(world, user)
-        follow_ids = edges_of(world, user, "follow")
+        tables.require_user(world, user)
+        follow_ids = tables.edges_of(world, user, "follow")
     else:
         follow_ids = parse_ids(following, "following")
-    store, manifest = load_snapshot(snapshot)
-    request = InNetworkRequest(user, follow_ids, parse_ids(exclude, "exclude"), video, max_results)
-    rows = in_network_posts(store, request, DEFAULT_CONFIG)
-    cands = candidates_from_columns(store.posts, rows, in_network=True, source="thunder")
+    store, manifest = snap.load_snapshot(snapshot)
+    excluded = parse_ids(exclude, "exclude")
+    request = fetch.InNetworkRequest(user, follow_ids, excluded, video, max_results)
+    rows = fetch.in_network_posts(store, request, DEFAULT_CONFIG)
+    cands = candidates.candidates_from_columns(store.posts, rows, in_network=True, source="thunder")
     if as_json or out_path:
         q = {"user_id": str(user), "now_ms": store.as_of_ms, "following_count": len(follow_ids)}
-        write_lines(dump_stream(q, cands), out_path)
+        write_lines(candidates.dump_stream(q, cands), out_path)
         return
     table = Table(
         title=f"In-network posts for user {user} ({len(cands)} of max "

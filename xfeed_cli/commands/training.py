@@ -7,21 +7,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from phoenix.actions import ActionName
 from phoenix.config import ModelType, Preset
-from training.evaluation import evaluate
-from training.index import build_index
-from training.loo import evaluate_loo
-from training.trainer import default_train_config, train_model
-from world.tables import read_world_json
-from xfeed_cli.console import InputError, dumps, err, out, write_lines
+from xfeed_cli.console import InputError, XFeedGroup, dumps, err, out, write_lines
 from xfeed_cli.device import use_device
+from xfeed_cli.lazy import lazy
 from xfeed_cli.options import DeviceOpt, JsonOpt, SeedOpt
 
-index_app = typer.Typer(help="Retrieval corpora.", no_args_is_help=True)
+evaluation = lazy("training.evaluation")
+loo = lazy("training.loo")
+tables = lazy("world.tables")
+index = lazy("training.index")
+trainer = lazy("training.trainer")
+
+index_app = typer.Typer(help="Retrieval corpora.", no_args_is_help=True, cls=XFeedGroup)
 WorldOpt = Annotated[Path, typer.Option("--world", help="World directory.")]
 CkptOpt = Annotated[Path, typer.Option("--checkpoint", help="Checkpoint directory.")]
 
@@ -41,8 +42,10 @@ def train(
     device: DeviceOpt = "auto",
 ) -> None:
     """Train one model on a world's training split; writes CKPT/<model> (xfeed format)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
     use_device(device)
-    tc = dataclasses.replace(default_train_config(model), seed=seed,
+    tc = dataclasses.replace(trainer.default_train_config(model), seed=seed,
                              **({"steps": steps} if steps else {}))  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[loss]}"),
                TimeElapsedColumn())  # fmt: skip
@@ -52,7 +55,7 @@ def train(
         def progress(step: int, total: int, loss: float) -> None:
             bar.update(task, completed=step, loss=f"loss {loss:.4f}")
 
-        meta = train_model(
+        meta = trainer.train_model(
             model,
             world,
             ckpt_out,
@@ -79,7 +82,7 @@ def index_build(
     """Embed every live post of a world with the checkpoint's candidate tower."""
     use_device(device)
     target = corpus_out or world / "corpus.safetensors"
-    header = build_index(checkpoint, world, target)
+    header = index.build_index(checkpoint, world, target)
     err.print(f"wrote {target}: {header['posts']:,} posts", highlight=False)
 
 
@@ -120,7 +123,7 @@ def eval_command(
     if protocol not in ("split", "loo"):
         raise InputError(f"--protocol must be split or loo, not {protocol!r}")
     if protocol == "loo":
-        report = evaluate_loo(world, checkpoint, seed=seed, k=k, rerank=rerank,
+        report = loo.evaluate_loo(world, checkpoint, seed=seed, k=k, rerank=rerank,
                               relevant=_relevant(relevant, world))  # fmt: skip
         if as_json:
             write_lines([dumps(report)], None)
@@ -135,7 +138,7 @@ def eval_command(
         return
     if checkpoint is None:
         raise InputError("--checkpoint is required for --protocol split")
-    report = evaluate(checkpoint, world, seed)
+    report = evaluation.evaluate(checkpoint, world, seed)
     if as_json:
         write_lines([dumps(report)], None)
         return
@@ -177,7 +180,8 @@ def eval_command(
 def _relevant(name: str | None, world: Path) -> ActionName | None:
     """--relevant: an ActionName (any case), 'any', or the default for the world."""
     if name is None:
-        return None if read_world_json(world).get("imported") else ActionName.SERVER_TWEET_FAV
+        imported = tables.read_world_json(world).get("imported")
+        return None if imported else ActionName.SERVER_TWEET_FAV
     if name.lower() == "any":
         return None
     try:
