@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the suite runs on CPU; GPU tests opt in
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("XFEED_COMPILE_CACHE", "0")  # no writes to ~/.cache; test_startup opts in
 
 from pathlib import Path  # noqa: E402
 

@@ -71,7 +71,10 @@ def bench(
     out_path: OutOpt = None,
 ) -> None:
     """Measure the ranking paths, retrieval, Thunder, the whole pipeline and checkpoint loading
-    on the same inputs in one process; progress on stderr, tables on stdout."""
+    on the same inputs in one process; progress on stderr, tables on stdout.
+
+    Example: xfeed bench startup   (or: xfeed bench all --quick)
+    """
     targets = [t for t in Target if t is not Target.ALL] if what is Target.ALL else [what]
     if plot is not None and Target.RANKING not in targets:
         raise InputError("--plot draws the ranking benchmark: use `xfeed bench ranking --plot`")

@@ -30,7 +30,10 @@ PathArg = Annotated[Path, typer.Argument(help="Checkpoint directory (model or bu
 
 @app.command()
 def inspect(path: PathArg, as_json: JsonOpt = False) -> None:
-    """Tensors (name, shape, dtype, count), totals and config of a checkpoint."""
+    """Tensors (name, shape, dtype, count), totals and config of a checkpoint.
+
+    Example: xfeed ckpt inspect data/samples/checkpoint
+    """
     report = tools.inspect(path)
     if as_json:
         write_lines([dumps(report)], None)
@@ -74,7 +77,10 @@ def diff(
     atol: Annotated[float, typer.Option(help="Tolerance on max |Δ| per tensor.")] = 0.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Per-tensor max |Δ| and relative norm, largest first. Exit 1 if any exceeds --atol."""
+    """Per-tensor max |Δ| and relative norm, largest first. Exit 1 if any exceeds --atol.
+
+    Example: xfeed ckpt diff ckpt-a ckpt-b --atol 1e-6
+    """
     rows = tools.diff(a, b)
     bad = [r for r in rows if not r.max_abs <= atol]
     if as_json:
@@ -116,7 +122,10 @@ def convert(
     dst: Annotated[Path, typer.Argument(help="Destination directory.")],
     to: Annotated[Format, typer.Option("--to", help="Target format.")] = Format.XFEED,
 ) -> None:
-    """Convert losslessly between upstream's npz artifacts and xfeed's safetensors format."""
+    """Convert losslessly between upstream's npz artifacts and xfeed's safetensors format.
+
+    Example: xfeed ckpt convert oss-phoenix-artifacts ckpt --to xfeed
+    """
     written = tools.convert(src, dst, to)
     err.print(f"wrote {to} checkpoint {dst}: {', '.join(written)}")
 
@@ -130,7 +139,10 @@ def fake(
     history_len: Annotated[int, typer.Option(min=1, help="Items in the example sequence.")] = 40,
     preset: Annotated[Preset, typer.Option(help="Architecture.")] = Preset.MINI,
 ) -> None:
-    """Random-weight checkpoint in upstream's exact artifacts layout (+ corpus, sequence)."""
+    """Random-weight checkpoint in upstream's exact artifacts layout (+ corpus, sequence).
+
+    Example: xfeed ckpt fake --out /tmp/fake --vocab 1000
+    """
     with err.status(f"writing fake artifacts to {out_dir} …"):
         fake_mod.write_fake_artifacts(
             out_dir,
@@ -150,6 +162,9 @@ def pull(
     local_dir: Annotated[Path | None, typer.Option(help="Copy files here, not the cache.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="HF cache directory.")] = None,
 ) -> None:
-    """Download a checkpoint repo via huggingface_hub (HF_ENDPOINT, HF_HUB_OFFLINE respected)."""
+    """Download a checkpoint repo via huggingface_hub (HF_ENDPOINT, HF_HUB_OFFLINE respected).
+
+    Example: xfeed ckpt pull org/name --revision main
+    """
     path = hub.pull(repo_id, revision=revision, local_dir=local_dir, cache_dir=cache_dir)
     out.print(str(path), highlight=False)

@@ -149,7 +149,10 @@ def rank(
     as_json: JsonOpt = False,
     out_path: OutOpt = None,
 ) -> None:
-    """The For You feed for one user: a ranked table, or candidate JSONL with --json."""
+    """The For You feed for one user: a ranked table, or candidate JSONL with --json.
+
+    Example: xfeed rank --user 1007 --top-k 20
+    """
     use_device(device)
     q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient)
     result = feed.rank(q)
@@ -172,7 +175,10 @@ def retrieve(
     device: DeviceOpt = "auto",
     out_path: OutOpt = None,
 ) -> None:
-    """Query hydration, sources and candidate hydration -> candidate JSONL."""
+    """Query hydration, sources and candidate hydration -> candidate JSONL.
+
+    Example: xfeed retrieve --user 1007 -o cands.jsonl
+    """
     use_device(device)
     q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient)
     q, cands, result = feed.retrieve(q)
@@ -189,28 +195,43 @@ def _stage(fn, label: str, src: Path | None, out_path: Path | None) -> None:
 
 
 def hydrate(src: InOpt = None, out_path: OutOpt = None) -> None:
-    """Candidate hydration of a candidate stream."""
+    """Candidate hydration of a candidate stream.
+
+    Example: xfeed hydrate --in cands.jsonl -o hydrated.jsonl
+    """
     _stage(feed.hydrate, "hydrate", src, out_path)
 
 
 def filter_command(src: InOpt = None, out_path: OutOpt = None) -> None:
-    """Pre-scoring filters of a candidate stream."""
+    """Pre-scoring filters of a candidate stream.
+
+    Example: xfeed retrieve --user 1007 | xfeed filter | xfeed score | xfeed select
+    """
     _stage(feed.filter_stage, "filter", src, out_path)
 
 
 def score(src: InOpt = None, device: DeviceOpt = "auto", out_path: OutOpt = None) -> None:
-    """Phoenix, weighted, diversity and out-of-network scoring of a candidate stream."""
+    """Phoenix, weighted, diversity and out-of-network scoring of a candidate stream.
+
+    Example: xfeed score --in filtered.jsonl --weights mine.toml | xfeed select --top-k 10
+    """
     use_device(device)
     _stage(feed.score, "score", src, out_path)
 
 
 def select(src: InOpt = None, out_path: OutOpt = None) -> None:
-    """Top-K selection of a scored candidate stream."""
+    """Top-K selection of a scored candidate stream.
+
+    Example: xfeed select --in scored.jsonl --top-k 20
+    """
     _stage(feed.select, "select", src, out_path)
 
 
 def post_filter(src: InOpt = None, out_path: OutOpt = None) -> None:
-    """Visibility, ancillary and conversation filters, then truncation to the feed size."""
+    """Visibility, ancillary and conversation filters, then truncation to the feed size.
+
+    Example: xfeed post-filter --in selected.jsonl --top-k 10
+    """
     _stage(feed.post_filter, "post-filter", src, out_path)
 
 
@@ -294,7 +315,10 @@ def whatif(
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
-    """Two slates side by side: defaults (or A) vs A (or B), with moved/entered/left posts."""
+    """Two slates side by side: defaults (or A) vs A (or B), with moved/entered/left posts.
+
+    Example: xfeed whatif --user 1007 --weights mine.toml
+    """
     use_device(device)
     if not 1 <= len(weights) <= 2:
         raise InputError("give one or two --weights files")

@@ -126,7 +126,10 @@ def retrieve(
     as_json: JsonOpt = False,
     out_path: OutOpt = None,
 ) -> None:
-    """Two-tower retrieval: encode the user, dot-product top-K over the corpus."""
+    """Two-tower retrieval: encode the user, dot-product top-K over the corpus.
+
+    Example: xfeed phoenix retrieve --artifacts /tmp/fake --top-k 50
+    """
     _run(artifacts, sequence, corpus, top_k, False, device, dtype, as_json, out_path, top_k_display)
 
 
@@ -142,5 +145,8 @@ def rank(
     as_json: JsonOpt = False,
     out_path: OutOpt = None,
 ) -> None:
-    """Retrieval, then Phoenix ranking in chunks, sorted by upstream's weighted score."""
+    """Retrieval, then Phoenix ranking in chunks, sorted by upstream's weighted score.
+
+    Example: xfeed phoenix rank --artifacts /tmp/fake --dtype float32
+    """
     _run(artifacts, sequence, corpus, top_k, True, device, dtype, as_json, out_path, top_k_display)

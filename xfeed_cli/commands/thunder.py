@@ -58,7 +58,10 @@ def build(
     now: Annotated[str | None, typer.Option(help="Request time: ms or ISO-8601.")] = None,
     retention: Annotated[str, typer.Option(help="Retention window, e.g. 2d, 36h.")] = "2d",
 ) -> None:
-    """Build a snapshot from post logs (atomically; nothing is written on bad input)."""
+    """Build a snapshot from post logs (atomically; nothing is written on bad input).
+
+    Example: xfeed thunder build --posts my-world/posts.parquet --out my-world/thunder
+    """
     now_ms = parse_time_ms(now) if now is not None else _default_now(posts)
     config = ThunderConfig(retention_ms=parse_duration_ms(retention))
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
@@ -90,7 +93,10 @@ def build(
 def stats(
     snapshot: Annotated[Path, typer.Argument(help="Snapshot directory.")], as_json: JsonOpt = False
 ) -> None:
-    """Posts, authors, deletes, per-kind counts and the age histogram of a snapshot."""
+    """Posts, authors, deletes, per-kind counts and the age histogram of a snapshot.
+
+    Example: xfeed thunder stats data/samples/world/thunder
+    """
     store, manifest = snap.load_snapshot(snapshot)
     s = snap.snapshot_stats(store, manifest)
     if as_json:
@@ -123,7 +129,10 @@ def query(
     as_json: JsonOpt = False,
     out_path: OutOpt = None,
 ) -> None:
-    """In-network candidates for a viewer: a table, or candidate JSONL (data.md)."""
+    """In-network candidates for a viewer: a table, or candidate JSONL (data.md).
+
+    Example: xfeed thunder query --snapshot W/thunder --user 1007 --world W
+    """
     if (world is None) == (following is None):
         raise InputError("give exactly one of --world or --following")
     if user <= 0:

@@ -41,7 +41,10 @@ def train(
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Train one model on a world's training split; writes CKPT/<model> (xfeed format)."""
+    """Train one model on a world's training split; writes CKPT/<model> (xfeed format).
+
+    Example: xfeed train ranker --world data/samples/world --out ckpt --steps 200
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
     use_device(device)
@@ -79,7 +82,10 @@ def index_build(
     ] = None,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Embed every live post of a world with the checkpoint's candidate tower."""
+    """Embed every live post of a world with the checkpoint's candidate tower.
+
+    Example: xfeed index build --checkpoint ckpt --world my-world
+    """
     use_device(device)
     target = corpus_out or world / "corpus.safetensors"
     header = index.build_index(checkpoint, world, target)
@@ -124,7 +130,7 @@ def eval_command(
         raise InputError(f"--protocol must be split or loo, not {protocol!r}")
     if protocol == "loo":
         report = loo.evaluate_loo(world, checkpoint, seed=seed, k=k, rerank=rerank,
-                              relevant=_relevant(relevant, world))  # fmt: skip
+                                  relevant=_relevant(relevant, world))  # fmt: skip
         if as_json:
             write_lines([dumps(report)], None)
             return

@@ -35,7 +35,10 @@ def synth(
         ),  # fmt: skip
     ] = None,
 ) -> None:
-    """Write a synthetic world (data.md tables); the same seed gives the same bytes."""
+    """Write a synthetic world (data.md tables); the same seed gives the same bytes.
+
+    Example: xfeed data synth --out my-world --users 500 --seed 1
+    """
     extra = {} if posts_per_user is None else {"posts_per_user": posts_per_user}
     cfg = synth_mod.SynthConfig(users=users, seed=seed, days=days, **extra)
     with err.status(f"synthesising {users} users …"):

@@ -1,0 +1,137 @@
+"""Start-up and command-line conventions: light imports, the compile cache, --version, an example
+in every command's help, repeated options, quiet `| head`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from xfeed_cli.main import app
+
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("jax", "haiku", "pyarrow", "optax")
+
+
+def _python(code: str, env: dict | None = None, stdin: str | None = None):
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          input=stdin, env={**os.environ, **(env or {})}, timeout=120)  # fmt: skip
+
+
+def _loaded_after(argv: list[str], stdin: str | None = None) -> list[str]:
+    """Heavy modules imported by running the CLI with argv in a fresh process."""
+    code = (
+        "import sys\nfrom xfeed_cli.main import app\n"
+        f"try:\n    app({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"print('LOADED', [m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)"
+    )
+    res = _python(code, stdin=stdin)
+    line = [x for x in res.stderr.splitlines() if x.startswith("LOADED")]
+    assert line, res.stderr
+    return eval(line[-1][len("LOADED ") :])  # a list literal printed above
+
+
+def test_importing_the_cli_imports_no_jax():
+    res = _python(f"import sys, xfeed_cli.main; print([m for m in {HEAVY!r} if m in sys.modules])")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["rank", "--help"], ["bench", "--help"], ["rank", "--usr", "1"],
+     ["rank", "--user", "1", "--user", "7"], ["ckpt", "convert", "--help"]],
+)  # fmt: skip
+def test_help_and_usage_errors_load_no_heavy_modules(argv):
+    assert _loaded_after(argv) == []
+
+
+def test_filter_and_select_processes_load_no_models(runner, tmp_path):
+    stream = runner.invoke(app, ["retrieve", "--user", "1007", "--device", "cpu"]).stdout
+    src = tmp_path / "cands.jsonl"
+    src.write_text(stream)
+    for stage in ("filter", "select"):
+        loaded = _loaded_after([stage, "--in", str(src), "--out", str(tmp_path / f"{stage}.jsonl")])
+        assert "jax" not in loaded and "haiku" not in loaded
+        assert (tmp_path / f"{stage}.jsonl").read_text().startswith('{"query"')
+
+
+def test_compile_cache_is_written_then_reused(tmp_path):
+    code = (
+        "from phoenix.compile_cache import enable_compile_cache\n"
+        "import sys; print(enable_compile_cache())\n"
+        "import jax, jax.numpy as jnp\n"
+        "print(float(jax.jit(lambda x: (x * 2).sum())(jnp.ones(7))))"
+    )
+    env = {"XFEED_CACHE_DIR": str(tmp_path), "XFEED_COMPILE_CACHE": "1"}
+    first = _python(code, env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [str(tmp_path / "jax"), "14.0"]
+    entries = sorted(p.name for p in (tmp_path / "jax").iterdir())
+    assert entries
+    assert _python(code, env).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "jax").iterdir()) == entries  # hits, no new entries
+    off = _python(code, {**env, "XFEED_COMPILE_CACHE": "0"})
+    assert off.stdout.splitlines()[0] == "None"
+
+
+def test_version(runner):
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.stdout.startswith("xfeed ")
+
+
+def _leaf_commands(cmd, path=()):
+    if hasattr(cmd, "commands"):
+        for name, sub in cmd.commands.items():
+            yield from _leaf_commands(sub, (*path, name))
+    else:
+        yield " ".join(path), cmd
+
+
+def test_every_command_help_has_an_example(runner):
+    leaves = list(_leaf_commands(typer.main.get_command(app)))
+    assert len(leaves) > 20
+    missing = [name for name, cmd in leaves if "Example: xfeed " not in (cmd.help or "")]
+    assert missing == []
+    res = runner.invoke(app, ["world", "users", "--help"])
+    assert res.exit_code == 0 and "Example: xfeed world users" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [(["rank", "--user", "1", "--user", "7"], "--user"),
+     (["thunder", "query", "--snapshot", "a", "--snapshot=b", "--user", "1"], "--snapshot"),
+     (["world", "users", "--limit", "1", "--limit", "2"], "--limit")],
+)  # fmt: skip
+def test_a_repeated_single_value_option_is_a_usage_error(argv, option, runner):
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 2
+    assert f"option {option} given more than once" in res.output
+
+
+def test_list_options_may_repeat(runner, tmp_path):
+    w = tmp_path / "w.toml"
+    w.write_text("oon_weight_factor = 0.5\n")
+    res = runner.invoke(app, ["whatif", "--user", "1007", "--weights", str(w), "--weights",
+                              str(w), "--json", "--device", "cpu"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["moved"] == []
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    code = "from xfeed_cli.main import run; run()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "world", "users", "--limit", "0", "--json"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    first = proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert json.loads(first)["user_id"]
+    assert stderr == ""
