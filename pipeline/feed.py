@@ -87,11 +87,11 @@ PARTS = frozenset({"query", "sources", "hydrators", "filters", "scorers", "selec
 def build_pipeline(query: FeedQuery, parts: frozenset[str] = PARTS) -> CandidatePipeline:
     """The For You pipeline for `query`; components of the parts not asked for are left out."""
     r, p = query.resources, query.params
-    world = _world(r.world) if parts & {"query", "hydrators", "post"} else None
+    world = _world(r.world) if parts & {"query", "sources", "hydrators", "post"} else None
     sources, scorers = [], []
     if "sources" in parts:
         retriever, corpus = _retrieval(r.checkpoint, default_corpus_path(query))
-        sources = [ThunderSource(), PhoenixRetrievalSource(retriever, corpus)]
+        sources = [ThunderSource(), PhoenixRetrievalSource(retriever, corpus, world)]
     if "scorers" in parts:
         scorers = [
             s.PhoenixScorer(_ranker(r.checkpoint, p.ranker)),

@@ -145,9 +145,10 @@ class SocialContextHydrator(StageDefaults):
         v = query.user_id
         authors = np.array([c.author_id for c in cands], np.int64)  # [N]
         quoted = _world_column(self.world, cands, "quoted_user_id")  # as upstream's QuoteHydrator
-        blocks = self.world.has_edge(authors, v, "block").tolist()
-        q_blocks = self.world.has_edge(quoted, v, "block").tolist()
-        follows_me = self.world.has_edge(authors, v, "follow")
+        now = query.now_ms
+        blocks = self.world.has_edge(authors, v, "block", now).tolist()
+        q_blocks = self.world.has_edge(quoted, v, "block", now).tolist()
+        follows_me = self.world.has_edge(authors, v, "follow", now)
         mutual = (follows_me & np.isin(authors, np.asarray(query.followed_ids, np.int64))).tolist()
         return {
             "author_blocks_viewer": blocks,

@@ -125,7 +125,8 @@ class UserFeaturesHydrator(StageDefaults):
 
 @dataclasses.dataclass
 class SocialGraphHydrator(StageDefaults):
-    """One social-graph list of the viewer (follow, block, mute or subscribe edges)."""
+    """One social-graph list of the viewer (follow, block, mute or subscribe edges made up to
+    the request time)."""
 
     world: WorldData
     kind: str
@@ -136,7 +137,8 @@ class SocialGraphHydrator(StageDefaults):
         return f"{self.field.split('_')[0].title()}UserIdsHydrator"
 
     def hydrate(self, query: FeedQuery) -> dict[str, Any]:
-        return {self.field: tuple(int(x) for x in self.world.out_edges(query.user_id, self.kind))}
+        dst = self.world.out_edges(query.user_id, self.kind, query.now_ms)
+        return {self.field: tuple(int(x) for x in dst)}
 
 
 @dataclasses.dataclass

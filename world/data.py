@@ -59,7 +59,7 @@ class WorldData:
             for c in ("follower_count", "is_nsfw", "muted_keywords", "allow_for_you")
         }
         edges = read_table(world, "edges", ["src_user_id", "dst_user_id", "kind", "created_ms"])
-        self.edges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.edges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for kind in ("follow", "block", "mute", "subscribe"):
             e = edges.filter(pc.equal(edges.column("kind"), kind))
             e = e.sort_by([("src_user_id", "ascending"), ("created_ms", "ascending"),
@@ -67,6 +67,7 @@ class WorldData:
             self.edges[kind] = (
                 e.column("src_user_id").to_numpy(),
                 e.column("dst_user_id").to_numpy(),
+                pc.fill_null(e.column("created_ms"), 0).to_numpy().astype(np.int64),
             )
 
     @functools.cached_property
@@ -89,17 +90,25 @@ class WorldData:
         """Row of each post id, −1 when the world has no such post."""
         return _rows(self.posts["post_id"], post_ids)
 
-    def out_edges(self, user_id: int, kind: str) -> np.ndarray:
-        """dst ids of a user's edges of one kind, oldest first."""
-        src, dst = self.edges[kind]
+    def out_edges(self, user_id: int, kind: str, until_ms: int | None = None) -> np.ndarray:
+        """dst ids of a user's edges of one kind, oldest first; with `until_ms`, only edges
+        created at or before it."""
+        src, dst, created = self.edges[kind]
         lo, hi = np.searchsorted(src, user_id), np.searchsorted(src, user_id, side="right")
-        return dst[lo:hi]
+        if until_ms is None:
+            return dst[lo:hi]
+        return dst[lo:hi][created[lo:hi] <= until_ms]
 
-    def has_edge(self, src_ids: np.ndarray, dst_id: int, kind: str) -> np.ndarray:
-        """For each src: does src have an edge of `kind` to dst_id?"""
-        src, dst = self.edges[kind]
-        hit = src[dst == dst_id]
-        return np.isin(np.asarray(src_ids, np.int64), hit)
+    def has_edge(
+        self, src_ids: np.ndarray, dst_id: int, kind: str, until_ms: int | None = None
+    ) -> np.ndarray:
+        """For each src: does src have an edge of `kind` to dst_id (created at or before
+        `until_ms` when given)?"""
+        src, dst, created = self.edges[kind]
+        mask = dst == dst_id
+        if until_ms is not None:
+            mask &= created <= until_ms
+        return np.isin(np.asarray(src_ids, np.int64), src[mask])
 
 
 def _rows(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
