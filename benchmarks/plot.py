@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from safeio.atomic import atomic_path
+from safeio.kinds import OutputKind, contains_bytes
+
+PLOT_OUTPUT = OutputKind("plot", False, contains_bytes(b"xfeed bench"))
 
 
 class PlotUnavailableError(RuntimeError):
@@ -27,7 +30,9 @@ def require_matplotlib() -> Any:
     return plt
 
 
-def plot_ranking(series: dict[str, Any], info: dict[str, Any], path: Path | str) -> None:
+def plot_ranking(
+    series: dict[str, Any], info: dict[str, Any], path: Path | str, *, force: bool = False
+) -> None:
     """Write a PNG (atomically) of reference vs cached p50 latency over candidate counts."""
     plt = require_matplotlib()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
@@ -41,6 +46,6 @@ def plot_ranking(series: dict[str, Any], info: dict[str, Any], path: Path | str)
     ax.legend()
     fig.tight_layout()
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    with atomic_path(path, kind=PLOT_OUTPUT, force=force) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": "xfeed bench"})
     plt.close(fig)

@@ -19,6 +19,9 @@ import numpy as np
 from checkpoints import safetensors_io
 from checkpoints.errors import CheckpointError
 from safeio.atomic import atomic_path
+from safeio.kinds import OutputKind, safetensors_metadata_has
+
+CORPUS_OUTPUT = OutputKind("retrieval corpus", False, safetensors_metadata_has("xfeed"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +88,11 @@ def load_corpus(path: Path | str, mmap: bool = True) -> Corpus:
     )
 
 
-def save_corpus(path: Path | str, corpus: Corpus, header: dict[str, Any]) -> None:
-    """Write `corpus.safetensors` (atomically) with a JSON header naming its checkpoint."""
+def save_corpus(
+    path: Path | str, corpus: Corpus, header: dict[str, Any], *, force: bool = False
+) -> None:
+    """Write `corpus.safetensors` (atomically; never over a file that is not an xfeed corpus
+    unless `force`) with a JSON header naming its checkpoint."""
     safetensors_io.save(
         path,
         {
@@ -95,6 +101,8 @@ def save_corpus(path: Path | str, corpus: Corpus, header: dict[str, Any]) -> Non
             "embeddings": np.asarray(corpus.embeddings, np.float32),
         },
         metadata={"xfeed": json.dumps(header, sort_keys=True)},
+        kind=CORPUS_OUTPUT,
+        force=force,
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from checkpoints.corpus import Corpus, save_upstream_corpus
-from checkpoints.formats import save_upstream
+from checkpoints.formats import CHECKPOINT_OUTPUT, save_upstream
 from phoenix.actions import ActionName
 from phoenix.config import ModelType, Preset
 from phoenix.embeddings import EmbeddingTables
@@ -71,6 +71,8 @@ def write_fake_artifacts(
     history_len: int = 40,
     num_authors: int = 300,
     preset: Preset = Preset.MINI,
+    *,
+    force: bool = False,
 ) -> Path:
     """Write a complete fake artifacts directory atomically; returns `out`."""
     out = Path(out)
@@ -102,7 +104,7 @@ def write_fake_artifacts(
         )
     sequence = {"user_id": int(rng.integers(1, 10**9)), "history": history}
 
-    with atomic_path(out, directory=True) as tmp:
+    with atomic_path(out, kind=CHECKPOINT_OUTPUT, force=force) as tmp:
         save_upstream(tmp / "ranker", ranker)
         save_upstream(tmp / "retrieval", retrieval)
         save_upstream_corpus(tmp / "sports_corpus.npz", corpus)

@@ -26,6 +26,7 @@ from phoenix.embeddings import EmbeddingTables
 from phoenix.params import ParamMismatchError
 from phoenix.runtime import PhoenixCheckpoint
 from safeio.atomic import atomic_path
+from safeio.kinds import OutputKind, read_json_object
 
 UPSTREAM_PARAMS = "model_params.npz"
 UPSTREAM_TABLES = "embedding_tables.npz"
@@ -37,6 +38,16 @@ UPSTREAM_TABLE_KEYS = {
     "item": "item_embeddings",
     "author": "author_embeddings",
 }
+
+
+def _is_xfeed_checkpoint(path: Path) -> bool:
+    """A model or bundle whose models are in xfeed's format (written before output markers)."""
+    dirs = [path] if (path / CONFIG).exists() else [path / "ranker", path / "retrieval"]
+    found = [d for d in dirs if (d / CONFIG).exists()]
+    return bool(found) and all(read_json_object(d / CONFIG).get("format") == "xfeed" for d in found)
+
+
+CHECKPOINT_OUTPUT = OutputKind("checkpoint", True, _is_xfeed_checkpoint)
 
 
 def detect_format(model_dir: Path) -> Format:
@@ -137,10 +148,18 @@ def load_model(
     return ckpt, {"format": str(fmt), "path": str(mdir), **provenance}
 
 
-def save_xfeed(out: Path | str, ckpt: PhoenixCheckpoint, provenance: dict[str, Any]) -> None:
-    """Write one model in xfeed's format, atomically (the whole directory appears at once)."""
+def save_xfeed(
+    out: Path | str,
+    ckpt: PhoenixCheckpoint,
+    provenance: dict[str, Any],
+    *,
+    force: bool = False,
+    inputs: tuple[Path | str, ...] = (),
+) -> None:
+    """Write one model in xfeed's format, atomically (the whole directory appears at once;
+    never over something that is not a checkpoint unless `force`)."""
     ckpt.validate()
-    with atomic_path(out, directory=True) as tmp:
+    with atomic_path(out, kind=CHECKPOINT_OUTPUT, force=force, inputs=inputs) as tmp:
         config = {**ckpt.config.to_dict(), "provenance": provenance}
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
         safetensors_io.save(tmp / XFEED_PARAMS, ckpt.params)
@@ -150,11 +169,11 @@ def save_xfeed(out: Path | str, ckpt: PhoenixCheckpoint, provenance: dict[str, A
         )
 
 
-def save_upstream(out: Path | str, ckpt: PhoenixCheckpoint) -> None:
+def save_upstream(out: Path | str, ckpt: PhoenixCheckpoint, *, force: bool = False) -> None:
     """Write one model in upstream's artifacts layout (np.savez, uncompressed), atomically."""
     ckpt.validate()
     upstream_config = ckpt.config.to_upstream_json()
-    with atomic_path(out, directory=True) as tmp:
+    with atomic_path(out, kind=CHECKPOINT_OUTPUT, force=force) as tmp:
         (tmp / CONFIG).write_text(json.dumps(upstream_config, indent=2) + "\n")
         np.savez(tmp / UPSTREAM_PARAMS, **{k: np.asarray(v) for k, v in ckpt.params.items()})
         t = ckpt.tables

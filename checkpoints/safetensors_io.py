@@ -16,6 +16,7 @@ import numpy as np
 
 from checkpoints.errors import CheckpointError
 from safeio.atomic import atomic_path
+from safeio.kinds import OutputKind
 
 _DTYPES = {
     "F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
@@ -85,7 +86,14 @@ def load(path: Path | str, mmap: bool = True) -> tuple[dict[str, np.ndarray], di
     return out, meta
 
 
-def save(path: Path | str, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None):
+def save(
+    path: Path | str,
+    tensors: dict[str, np.ndarray],
+    metadata: dict[str, str] | None = None,
+    *,
+    kind: OutputKind | None = None,
+    force: bool = False,
+) -> None:
     """Write tensors atomically (temp file + rename) in the safetensors layout, 0-d arrays kept
     0-d (the safetensors numpy binding would store them as [1]). Tensors sorted by name."""
     names = {np.dtype(v): k for k, v in _DTYPES.items()}
@@ -109,7 +117,7 @@ def save(path: Path | str, tensors: dict[str, np.ndarray], metadata: dict[str, s
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, kind=kind, force=force) as tmp:
         with open(tmp, "wb") as f:
             f.write(struct.pack("<Q", len(blob)))
             f.write(blob)

@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 
 from checkpoints.errors import CheckpointError
-from checkpoints.formats import CONFIG, Format, load_model, save_upstream, save_xfeed
+from checkpoints.formats import (
+    CHECKPOINT_OUTPUT,
+    CONFIG,
+    Format,
+    load_model,
+    save_upstream,
+    save_xfeed,
+)
 from phoenix.config import ModelType
 from phoenix.embeddings import ENTITIES
 from phoenix.runtime import PhoenixCheckpoint
@@ -129,14 +136,16 @@ def diff(path_a: Path | str, path_b: Path | str) -> list[TensorDiff]:
     return rows
 
 
-def convert(src: Path | str, dst: Path | str, to: Format | str) -> list[str]:
+def convert(
+    src: Path | str, dst: Path | str, to: Format | str, *, force: bool = False
+) -> list[str]:
     """Convert every model under `src` to format `to` at `dst` (lossless: float32 values and
     every name kept). Bundle extras (example sequence, corpus) are copied. Returns what was
     written. The destination appears atomically."""
     src, dst, to = Path(src), Path(dst), Format(to)
     models = load_all(src, mmap=True)
     written = []
-    with atomic_path(dst, directory=True) as tmp:
+    with atomic_path(dst, kind=CHECKPOINT_OUTPUT, force=force, inputs=[src]) as tmp:
         for key, (ckpt, prov) in models.items():
             target = tmp / key if key else tmp
             if to is Format.XFEED:

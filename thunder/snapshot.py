@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from safeio.atomic import atomic_path
+from safeio.kinds import OutputKind, read_json_object
 from thunder.config import DEFAULT_CONFIG, ThunderConfig
 from thunder.errors import ThunderError
 from thunder.index import FetchIndex
@@ -32,6 +33,11 @@ FORMAT = "xfeed-thunder-snapshot"
 SCHEMA_VERSION = 1
 FLAGS = ("is_reply", "is_retweet", "has_video")
 AGE_BUCKETS_H = (1, 3, 6, 12, 24, 48)
+SNAPSHOT_OUTPUT = OutputKind(
+    "thunder snapshot",
+    True,
+    lambda p: read_json_object(p / "manifest.json").get("format") == FORMAT,
+)
 
 
 def _write_arrow(path: Path, columns: dict[str, np.ndarray]) -> None:
@@ -53,9 +59,15 @@ def _read_arrow(path: Path) -> dict[str, np.ndarray]:
 
 
 def save_snapshot(
-    out: Path | str, store: ThunderStore, log: PostLog, config: ThunderConfig = DEFAULT_CONFIG
+    out: Path | str,
+    store: ThunderStore,
+    log: PostLog,
+    config: ThunderConfig = DEFAULT_CONFIG,
+    *,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Write the store atomically; returns the manifest."""
+    """Write the store atomically (never over something that is not a snapshot unless `force`,
+    never over the logs it was built from); returns the manifest."""
     manifest = {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -66,7 +78,8 @@ def save_snapshot(
         "source_hash": log.source_hash,
         "config": dataclasses.asdict(config),
     }
-    with atomic_path(out, directory=True) as tmp:
+    inputs = [s["path"] for s in log.sources]
+    with atomic_path(out, kind=SNAPSHOT_OUTPUT, force=force, inputs=inputs) as tmp:
         posts = {k: v.astype(np.uint8) if k in FLAGS else v for k, v in store.posts.items()}
         _write_arrow(tmp / "posts.arrow", posts)
         _write_arrow(tmp / "entries.arrow", store.entries)

@@ -42,6 +42,8 @@ def build_index(
     out: Path | str,
     now_ms: int | None = None,
     retention_ms: int = 2 * DAY_MS,
+    *,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Embed every live post of the world with the checkpoint's candidate tower; write the
     corpus atomically. Returns its header."""
@@ -58,5 +60,5 @@ def build_index(
         "retention_ms": retention_ms,
         "posts": int(len(post_ids)),
     }
-    save_corpus(out, Corpus(post_ids, author_ids, emb), header)
+    save_corpus(out, Corpus(post_ids, author_ids, emb), header, force=force)
     return header

@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from checkpoints.formats import save_xfeed
+from checkpoints.formats import CHECKPOINT_OUTPUT, save_xfeed
 from phoenix import hashing
 from phoenix.actions import MAX_HEADS, ActionName
 from phoenix.config import HashConfig, ModelType, PhoenixConfig, Preset
 from phoenix.runtime import PhoenixCheckpoint
+from safeio.atomic import check_target
 from training.steps import Progress, TrainConfig, train_ranker, train_retrieval
 from world.sequences import Sequences, load_sequences, split_points
 from world.tables import read_world_json
@@ -150,11 +151,14 @@ def train_model(
     preset: Preset = Preset.TINY,
     train_config: TrainConfig | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Train one model on a world and write it to `out/<model_type>` (xfeed format)."""
     model_type = ModelType(model_type)
     train_config = train_config or default_train_config(model_type)
     cfg = model_config(model_type, preset)
+    target = Path(out) / str(model_type)
+    check_target(target, CHECKPOINT_OUTPUT, force, [world])  # before minutes of training
     t0 = time.perf_counter()
     seq = load_sequences(world, cfg.num_actions)
     split = split_points(seq)
@@ -180,5 +184,5 @@ def train_model(
         "split": "last 20% of each user's items (by time) held out",
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    save_xfeed(Path(out) / str(model_type), PhoenixCheckpoint(cfg, params, tables), meta)
+    save_xfeed(target, PhoenixCheckpoint(cfg, params, tables), meta, force=force, inputs=[world])
     return meta

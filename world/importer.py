@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from phoenix.actions import ActionName
 from safeio.atomic import atomic_path
-from world.tables import WorldError, table_bytes_hash
+from world.tables import WORLD_OUTPUT, WorldError, table_bytes_hash
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
 DAY_MS = 86_400_000
@@ -167,7 +167,12 @@ def _snowflakes(created_ms: np.ndarray) -> np.ndarray:
 
 
 def import_log(
-    log: Path | str, out: Path | str, spec: ImportSpec, items: Path | str | None = None
+    log: Path | str,
+    out: Path | str,
+    spec: ImportSpec,
+    items: Path | str | None = None,
+    *,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write a world directory from an interaction log; returns its world.json content."""
     log = Path(log)
@@ -315,7 +320,8 @@ def import_log(
     tables = {"posts": posts, "users": users_table, "edges": edges, "engagements": eng,
               "impressions": imp}  # fmt: skip
     inputs = [log] + ([Path(items)] if items is not None else [])
-    with atomic_path(out, directory=True) as tmp:
+    inputs = [log] if items is None else [log, items]
+    with atomic_path(out, kind=WORLD_OUTPUT, force=force, inputs=inputs) as tmp:
         paths = []
         for name, table in tables.items():
             path = tmp / f"{name}.parquet"

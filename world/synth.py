@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from phoenix.actions import ActionName as A
 from safeio.atomic import atomic_path
-from world.tables import table_bytes_hash
+from world.tables import WORLD_OUTPUT, table_bytes_hash
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
 HOUR_MS = 3_600_000
@@ -60,6 +60,8 @@ NEGATIVE_RATES: dict[A, float] = {
     A.CLIENT_TWEET_BLOCK_AUTHOR: 0.0006, A.CLIENT_TWEET_REPORT: 0.0003,
 }  # fmt: skip
 DWELL_THRESHOLD_S = 10.0
+
+GENERATOR = "xfeed data synth"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,8 +371,9 @@ def _posts_table(cfg: SynthConfig, posts: dict, rng: np.random.Generator) -> pa.
     return table.take(pa.array(order))
 
 
-def synth_world(out: Path | str, cfg: SynthConfig) -> dict[str, Any]:
-    """Write a world directory atomically; returns its world.json content."""
+def synth_world(out: Path | str, cfg: SynthConfig, *, force: bool = False) -> dict[str, Any]:
+    """Write a world directory atomically (never over something that is not a world unless
+    `force`); returns its world.json content."""
     rng = np.random.default_rng(cfg.seed)
     users = _make_users(cfg, rng)
     edges, following = _make_edges(cfg, users, rng)
@@ -427,7 +430,7 @@ def synth_world(out: Path | str, cfg: SynthConfig) -> dict[str, Any]:
 
     tables = {"posts": posts_table, "users": users_table, "edges": edges_table,
               "engagements": eng_table, "impressions": imp_table}  # fmt: skip
-    with atomic_path(out, directory=True) as tmp:
+    with atomic_path(out, kind=WORLD_OUTPUT, force=force) as tmp:
         paths = []
         for name, table in tables.items():
             path = tmp / f"{name}.parquet"
@@ -436,7 +439,7 @@ def synth_world(out: Path | str, cfg: SynthConfig) -> dict[str, Any]:
         meta = {
             "as_of_ms": cfg.as_of_ms,
             "seed": cfg.seed,
-            "generator": "xfeed data synth",
+            "generator": GENERATOR,
             "params": dataclasses.asdict(cfg),
             "topics": list(TOPICS),
             "rows": {name: t.num_rows for name, t in tables.items()},

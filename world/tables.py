@@ -12,9 +12,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from safeio.kinds import OutputKind, read_json_object
+
 
 class WorldError(ValueError):
     """A world directory or table is missing or malformed, or a user is unknown."""
+
+
+def _is_xfeed_world(path: Path) -> bool:
+    """A world written by xfeed (synth or import) before output markers existed."""
+    return str(read_json_object(path / "world.json").get("generator", "")).startswith("xfeed")
+
+
+WORLD_OUTPUT = OutputKind("world", True, _is_xfeed_world)
 
 
 def read_world_json(world: Path | str) -> dict[str, Any]:

@@ -1,11 +1,14 @@
 """Consoles, the error funnel, and output helpers shared by every command.
 
-Tables and data go to stdout; logs, progress and errors to stderr. Known bad-input errors become
-one line `error: ...` and exit code 2, with a traceback only when XFEED_DEBUG=1.
+Tables and data go to stdout; logs, progress and errors to stderr. Every expected failure (bad
+input reported by a library, a file-system error, an unreadable Arrow/Parquet/JSON file) becomes
+one line `error: <file>: <problem>` and exit code 2; an interruption (Ctrl-C, SIGTERM, SIGHUP)
+one line and exit code 130. Only a real bug reaches a traceback; XFEED_DEBUG=1 shows it always.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import logging
@@ -22,6 +25,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from safeio.atomic import atomic_path
+from safeio.kinds import GENERIC_FILE, OutputKind
 
 # Pipes and files get a fixed wide layout (upstream's table is 120 columns), terminals their width.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -44,7 +48,13 @@ KNOWN_ERRORS: tuple[str, ...] = (
     "pipeline.candidates:CandidateStreamError",
     "pipeline.params:ParamsError",
     "pipeline.framework:PipelineError",
-    "builtins:FileNotFoundError",
+    "safeio.errors:SafeIOError",
+    "builtins:OSError",  # file-system errors: missing, a directory, read-only, disk full, ...
+    "pyarrow.lib:ArrowException",  # unreadable Parquet / Arrow files
+    "json.decoder:JSONDecodeError",
+    "builtins:UnicodeDecodeError",
+    "builtins:RecursionError",  # absurdly nested input (JSON)
+    "builtins:MemoryError",  # should not happen (sizes are validated first): still one line
 )
 
 
@@ -83,13 +93,38 @@ class XFeedGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except Exception as exc:
-            if debug_enabled() or not is_known_error(exc):
-                raise
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
-            hint = "(set XFEED_DEBUG=1 for a traceback)"
-            err.print(f"[dim]{hint}[/]", highlight=False)
+            if debug_enabled() or not is_known_error(exc) or isinstance(exc, BrokenPipeError):
+                raise  # (click ends a closed-pipe write quietly)
+            report_error(error_message(exc))
             raise typer.Exit(2) from None
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            if debug_enabled():
+                raise
+            report_error("interrupted (the previous output, if any, is left as it was)")
+            raise typer.Exit(130) from None
+
+
+def report_error(message: str) -> None:
+    """The one error line (plus the debug hint) on stderr."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    err.print("[dim](set XFEED_DEBUG=1 for a traceback)[/]", highlight=False)
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for an expected failure: `<file>: <problem>` where the file is known."""
+    if isinstance(exc, OSError) and not isinstance(exc, ValueError):
+        what = exc.strerror or str(exc) or type(exc).__name__
+        if exc.errno == errno.ENOSPC:
+            what = "no space left on the device"
+        where = exc.filename or exc.filename2
+        return f"{where}: {what}" if where else what
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply"
+    if isinstance(exc, MemoryError):
+        return "not enough memory for this input"
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:500] + (" …" if len(first) > 500 else "")
 
 
 def repeated_option(cmd: Any, args: list[str]) -> str | None:
@@ -138,17 +173,24 @@ def _jsonable(value: Any) -> Any:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, default=_jsonable, separators=(",", ":"))
+    """Compact JSON; non-finite floats are an error (they are not JSON)."""
+    return json.dumps(obj, default=_jsonable, separators=(",", ":"), allow_nan=False)
 
 
-def write_lines(lines: Iterable[str], path: Path | None) -> None:
-    """Write lines to `path` atomically, or to stdout when `path` is None."""
+def write_lines(
+    lines: Iterable[str],
+    path: Path | None,
+    kind: OutputKind | None = None,
+    force: bool = False,
+) -> None:
+    """Write lines to `path` atomically (guarded by `kind`/`force`, safeio), or to stdout when
+    `path` is None."""
     if path is None:
         for line in lines:
             sys.stdout.write(line + "\n")
         sys.stdout.flush()
         return
-    with atomic_path(path) as tmp:
+    with atomic_path(path, kind=kind or GENERIC_FILE, force=force) as tmp:
         with open(tmp, "w") as f:
             for line in lines:
                 f.write(line + "\n")

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from safeio.signals import handle_termination_as_interrupt
 from xfeed_cli import device
 from xfeed_cli.commands import bench, ckpt, feed, params, phoenix, thunder, training, world
 from xfeed_cli.console import XFeedGroup, setup_logging
@@ -80,7 +81,8 @@ def main(
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: SIGTERM/SIGHUP interrupt like Ctrl-C (cleanup runs)."""
+    handle_termination_as_interrupt()
     app()
 
 

@@ -31,3 +31,9 @@ DtypeOpt = Annotated[
     typer.Option("--dtype", help="Compute dtype (default: the checkpoint's, bfloat16 upstream)."),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Replace an existing output even if it is not a previous xfeed output."
+    ),
+]

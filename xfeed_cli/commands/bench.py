@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from safeio.kinds import JSON_REPORT
 from xfeed_cli.console import InputError, dumps, err, out, write_lines
 from xfeed_cli.device import use_device
 from xfeed_cli.lazy import lazy
-from xfeed_cli.options import DeviceOpt, JsonOpt, OutOpt
+from xfeed_cli.options import DeviceOpt, ForceOpt, JsonOpt, OutOpt
 
 if TYPE_CHECKING:
     from benchmarks.core import Report
@@ -69,6 +70,7 @@ def bench(
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
     out_path: OutOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Measure the ranking paths, retrieval, Thunder, the whole pipeline and checkpoint loading
     on the same inputs in one process; progress on stderr, tables on stdout.
@@ -99,12 +101,13 @@ def bench(
     if plot is not None:
         ranked = next(r for r in reports if r.name == "ranking")
         try:
-            plot_mod.plot_ranking(ranked.series, ranked.info, plot)
+            plot_mod.plot_ranking(ranked.series, ranked.info, plot, force=force)
         except plot_mod.PlotUnavailableError as exc:
             raise InputError(str(exc)) from None
         err.print(f"wrote {plot}", highlight=False)
     if as_json or out_path is not None:
-        write_lines([dumps({"reports": [r.to_json() for r in reports]})], out_path)
+        report = dumps({"reports": [r.to_json() for r in reports]})
+        write_lines([report], out_path, JSON_REPORT, force)
 
 
 def _run(t: Target, dev, repeat, quick, candidates, corpus_size, events, posts, world, vocab,

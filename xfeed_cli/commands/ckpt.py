@@ -13,7 +13,7 @@ from checkpoints.format_names import Format
 from phoenix.config import Preset
 from xfeed_cli.console import XFeedGroup, dumps, err, out, write_lines
 from xfeed_cli.lazy import lazy
-from xfeed_cli.options import JsonOpt, SeedOpt
+from xfeed_cli.options import ForceOpt, JsonOpt, SeedOpt
 
 hub = lazy("checkpoints.hub")
 tools = lazy("checkpoints.tools")
@@ -121,12 +121,13 @@ def convert(
     src: Annotated[Path, typer.Argument(help="Source checkpoint (either format).")],
     dst: Annotated[Path, typer.Argument(help="Destination directory.")],
     to: Annotated[Format, typer.Option("--to", help="Target format.")] = Format.XFEED,
+    force: ForceOpt = False,
 ) -> None:
     """Convert losslessly between upstream's npz artifacts and xfeed's safetensors format.
 
     Example: xfeed ckpt convert oss-phoenix-artifacts ckpt --to xfeed
     """
-    written = tools.convert(src, dst, to)
+    written = tools.convert(src, dst, to, force=force)
     err.print(f"wrote {to} checkpoint {dst}: {', '.join(written)}")
 
 
@@ -138,6 +139,7 @@ def fake(
     corpus_size: Annotated[int, typer.Option(min=1, help="Posts in the corpus.")] = 2000,
     history_len: Annotated[int, typer.Option(min=1, help="Items in the example sequence.")] = 40,
     preset: Annotated[Preset, typer.Option(help="Architecture.")] = Preset.MINI,
+    force: ForceOpt = False,
 ) -> None:
     """Random-weight checkpoint in upstream's exact artifacts layout (+ corpus, sequence).
 
@@ -151,6 +153,7 @@ def fake(
             corpus_size=corpus_size,
             history_len=history_len,
             preset=preset,
+            force=force,
         )
     err.print(f"wrote fake {preset} artifacts (vocab {vocab:,}, seed {seed}) to {out_dir}")
 

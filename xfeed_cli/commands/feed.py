@@ -13,11 +13,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.params import HEADS, load_params
+from safeio.kinds import CANDIDATE_STREAM
 from thunder.timespec import parse_time_ms
 from xfeed_cli.console import InputError, dumps, err, out, write_lines
 from xfeed_cli.device import use_device
 from xfeed_cli.lazy import lazy
-from xfeed_cli.options import DeviceOpt, JsonOpt, OutOpt
+from xfeed_cli.options import DeviceOpt, ForceOpt, JsonOpt, OutOpt
 
 if TYPE_CHECKING:
     from pipeline.candidates import PostCandidate
@@ -73,8 +74,10 @@ def _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenie
     return feed.new_query(user, res, params, parse_time_ms(now) if now else None, lenient)
 
 
-def _stream_out(query: FeedQuery, cands: list[PostCandidate], path: Path | None) -> None:
-    write_lines(candidates.dump_stream(query.to_json(), cands), path)
+def _stream_out(
+    query: FeedQuery, cands: list[PostCandidate], path: Path | None, force: bool = False
+) -> None:
+    write_lines(candidates.dump_stream(query.to_json(), cands), path, CANDIDATE_STREAM, force)
 
 
 def _stream_in(path: Path | None) -> tuple[FeedQuery, list[PostCandidate]]:
@@ -148,6 +151,7 @@ def rank(
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
     out_path: OutOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """The For You feed for one user: a ranked table, or candidate JSONL with --json.
 
@@ -157,7 +161,7 @@ def rank(
     q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient)
     result = feed.rank(q)
     if as_json or out_path:
-        _stream_out(result.query, result.selected, out_path)
+        _stream_out(result.query, result.selected, out_path, force)
     else:
         _render(result, result.query)
 
@@ -174,6 +178,7 @@ def retrieve(
     lenient: LenientOpt = False,
     device: DeviceOpt = "auto",
     out_path: OutOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Query hydration, sources and candidate hydration -> candidate JSONL.
 
@@ -183,56 +188,58 @@ def retrieve(
     q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient)
     q, cands, result = feed.retrieve(q)
     _summary(result, f"retrieve: {len(cands)} candidates")
-    _stream_out(q, cands, out_path)
+    _stream_out(q, cands, out_path, force)
 
 
-def _stage(fn, label: str, src: Path | None, out_path: Path | None) -> None:
+def _stage(fn, label: str, src: Path | None, out_path: Path | None, force: bool) -> None:
     q, cands = _stream_in(src)
     res, result = fn(q, cands)
     kept = res.selected if hasattr(res, "selected") else res
     _summary(result, f"{label}: {len(cands)} -> {len(kept)}")
-    _stream_out(q, kept, out_path)
+    _stream_out(q, kept, out_path, force)
 
 
-def hydrate(src: InOpt = None, out_path: OutOpt = None) -> None:
+def hydrate(src: InOpt = None, out_path: OutOpt = None, force: ForceOpt = False) -> None:
     """Candidate hydration of a candidate stream.
 
     Example: xfeed hydrate --in cands.jsonl -o hydrated.jsonl
     """
-    _stage(feed.hydrate, "hydrate", src, out_path)
+    _stage(feed.hydrate, "hydrate", src, out_path, force)
 
 
-def filter_command(src: InOpt = None, out_path: OutOpt = None) -> None:
+def filter_command(src: InOpt = None, out_path: OutOpt = None, force: ForceOpt = False) -> None:
     """Pre-scoring filters of a candidate stream.
 
     Example: xfeed retrieve --user 1007 | xfeed filter | xfeed score | xfeed select
     """
-    _stage(feed.filter_stage, "filter", src, out_path)
+    _stage(feed.filter_stage, "filter", src, out_path, force)
 
 
-def score(src: InOpt = None, device: DeviceOpt = "auto", out_path: OutOpt = None) -> None:
+def score(
+    src: InOpt = None, device: DeviceOpt = "auto", out_path: OutOpt = None, force: ForceOpt = False
+) -> None:
     """Phoenix, weighted, diversity and out-of-network scoring of a candidate stream.
 
     Example: xfeed score --in filtered.jsonl --weights mine.toml | xfeed select --top-k 10
     """
     use_device(device)
-    _stage(feed.score, "score", src, out_path)
+    _stage(feed.score, "score", src, out_path, force)
 
 
-def select(src: InOpt = None, out_path: OutOpt = None) -> None:
+def select(src: InOpt = None, out_path: OutOpt = None, force: ForceOpt = False) -> None:
     """Top-K selection of a scored candidate stream.
 
     Example: xfeed select --in scored.jsonl --top-k 20
     """
-    _stage(feed.select, "select", src, out_path)
+    _stage(feed.select, "select", src, out_path, force)
 
 
-def post_filter(src: InOpt = None, out_path: OutOpt = None) -> None:
+def post_filter(src: InOpt = None, out_path: OutOpt = None, force: ForceOpt = False) -> None:
     """Visibility, ancillary and conversation filters, then truncation to the feed size.
 
     Example: xfeed post-filter --in selected.jsonl --top-k 10
     """
-    _stage(feed.post_filter, "post-filter", src, out_path)
+    _stage(feed.post_filter, "post-filter", src, out_path, force)
 
 
 def explain(

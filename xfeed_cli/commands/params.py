@@ -11,8 +11,11 @@ from rich.table import Table
 
 from pipeline.params import load_params, param_table, params_toml
 from safeio.atomic import atomic_path
-from xfeed_cli.console import InputError, dumps, err, out, write_lines
+from safeio.kinds import OutputKind
+from xfeed_cli.console import dumps, err, out, write_lines
 from xfeed_cli.options import JsonOpt
+
+PARAMS_TOML = OutputKind("params file", False)  # an existing file needs --force
 
 
 def params_command(
@@ -34,9 +37,7 @@ def params_command(
     """
     params = load_params(weights)
     if toml is not None:
-        if toml.exists() and not force:
-            raise InputError(f"{toml}: exists (pass --force to overwrite it)")
-        with atomic_path(toml) as tmp:
+        with atomic_path(toml, kind=PARAMS_TOML, force=force) as tmp:
             tmp.write_text(params_toml(params))
         err.print(f"wrote {toml}", highlight=False)
         return

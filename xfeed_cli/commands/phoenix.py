@@ -9,10 +9,11 @@ import typer
 from rich.table import Table
 
 from phoenix.actions import UPSTREAM_DEMO_COLUMNS
+from safeio.kinds import OutputKind, first_json_line_has
 from xfeed_cli.console import XFeedGroup, dumps, err, out, write_lines
 from xfeed_cli.device import use_device
 from xfeed_cli.lazy import lazy
-from xfeed_cli.options import DeviceOpt, DtypeOpt, JsonOpt, OutOpt
+from xfeed_cli.options import DeviceOpt, DtypeOpt, ForceOpt, JsonOpt, OutOpt
 
 if TYPE_CHECKING:
     from upstream.run_pipeline import FlowResult
@@ -98,7 +99,11 @@ def _render(res: FlowResult, display: int) -> None:
     err.print(f"user repr norm {res.user_norm:.4f}; {timing}", highlight=False)
 
 
-def _run(artifacts, sequence, corpus, top_k, rank, device, dtype, as_json, out_path, display):
+RESULTS_OUTPUT = OutputKind("phoenix results", False, first_json_line_has("rank"))
+
+
+def _run(artifacts, sequence, corpus, top_k, rank, device, dtype, as_json, out_path, display,
+         force=False):  # fmt: skip
     use_device(device)
     res = flow.run_phoenix_flow(
         artifacts,
@@ -109,7 +114,7 @@ def _run(artifacts, sequence, corpus, top_k, rank, device, dtype, as_json, out_p
         dtype=str(dtype) if dtype else None,
     )
     if as_json or out_path:
-        write_lines(_lines(res), out_path)
+        write_lines(_lines(res), out_path, RESULTS_OUTPUT, force)
     else:
         _render(res, display)
 
@@ -125,12 +130,14 @@ def retrieve(
     dtype: DtypeOpt = None,
     as_json: JsonOpt = False,
     out_path: OutOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Two-tower retrieval: encode the user, dot-product top-K over the corpus.
 
     Example: xfeed phoenix retrieve --artifacts /tmp/fake --top-k 50
     """
-    _run(artifacts, sequence, corpus, top_k, False, device, dtype, as_json, out_path, top_k_display)
+    _run(artifacts, sequence, corpus, top_k, False, device, dtype, as_json, out_path, top_k_display,
+         force)  # fmt: skip
 
 
 @app.command()
@@ -144,9 +151,11 @@ def rank(
     dtype: DtypeOpt = None,
     as_json: JsonOpt = False,
     out_path: OutOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Retrieval, then Phoenix ranking in chunks, sorted by upstream's weighted score.
 
     Example: xfeed phoenix rank --artifacts /tmp/fake --dtype float32
     """
-    _run(artifacts, sequence, corpus, top_k, True, device, dtype, as_json, out_path, top_k_display)
+    _run(artifacts, sequence, corpus, top_k, True, device, dtype, as_json, out_path, top_k_display,
+         force)  # fmt: skip

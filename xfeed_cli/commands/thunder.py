@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from safeio.atomic import check_target
+from safeio.kinds import CANDIDATE_STREAM
 from thunder.config import DEFAULT_CONFIG, ThunderConfig
 from thunder.timespec import format_time_ms, parse_duration_ms, parse_time_ms
 from xfeed_cli.console import InputError, XFeedGroup, dumps, err, out, write_lines
 from xfeed_cli.lazy import lazy
-from xfeed_cli.options import JsonOpt, OutOpt
+from xfeed_cli.options import ForceOpt, JsonOpt, OutOpt
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,11 +59,13 @@ def build(
     snapshot_out: Annotated[Path, typer.Option("--out", help="Snapshot directory to write.")],
     now: Annotated[str | None, typer.Option(help="Request time: ms or ISO-8601.")] = None,
     retention: Annotated[str, typer.Option(help="Retention window, e.g. 2d, 36h.")] = "2d",
+    force: ForceOpt = False,
 ) -> None:
     """Build a snapshot from post logs (atomically; nothing is written on bad input).
 
     Example: xfeed thunder build --posts my-world/posts.parquet --out my-world/thunder
     """
+    check_target(snapshot_out, snap.SNAPSHOT_OUTPUT, force, posts)  # before reading the logs
     now_ms = parse_time_ms(now) if now is not None else _default_now(posts)
     config = ThunderConfig(retention_ms=parse_duration_ms(retention))
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
@@ -78,7 +82,7 @@ def build(
 
         log = log_mod.read_logs(posts, progress)
         store = store_mod.build_store(log, now_ms, config, progress)
-        manifest = snap.save_snapshot(snapshot_out, store, log, config)
+        manifest = snap.save_snapshot(snapshot_out, store, log, config, force=force)
         bar.update(task, completed=len(posts) + 5)
     c = manifest["counts"]
     err.print(
@@ -128,6 +132,7 @@ def query(
     max_results: Annotated[int, typer.Option(min=0, help="0 = 1200 (600 video).")] = 0,
     as_json: JsonOpt = False,
     out_path: OutOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """In-network candidates for a viewer: a table, or candidate JSONL (data.md).
 
@@ -149,7 +154,7 @@ def query(
     cands = candidates.candidates_from_columns(store.posts, rows, in_network=True, source="thunder")
     if as_json or out_path:
         q = {"user_id": str(user), "now_ms": store.as_of_ms, "following_count": len(follow_ids)}
-        write_lines(candidates.dump_stream(q, cands), out_path)
+        write_lines(candidates.dump_stream(q, cands), out_path, CANDIDATE_STREAM, force)
         return
     table = Table(
         title=f"In-network posts for user {user} ({len(cands)} of max "

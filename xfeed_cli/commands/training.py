@@ -14,7 +14,7 @@ from phoenix.config import ModelType, Preset
 from xfeed_cli.console import InputError, XFeedGroup, dumps, err, out, write_lines
 from xfeed_cli.device import use_device
 from xfeed_cli.lazy import lazy
-from xfeed_cli.options import DeviceOpt, JsonOpt, SeedOpt
+from xfeed_cli.options import DeviceOpt, ForceOpt, JsonOpt, SeedOpt
 
 evaluation = lazy("training.evaluation")
 loo = lazy("training.loo")
@@ -40,6 +40,7 @@ def train(
     ] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    force: ForceOpt = False,
 ) -> None:
     """Train one model on a world's training split; writes CKPT/<model> (xfeed format).
 
@@ -65,6 +66,7 @@ def train(
             preset=preset,
             train_config=tc,
             progress=progress,
+            force=force,
         )
     err.print(
         f"wrote {ckpt_out / str(model)}: {meta['examples']:,} examples, {meta['steps']} steps, "
@@ -81,6 +83,7 @@ def index_build(
         Path | None, typer.Option("--out", help="Default WORLD/corpus.safetensors")
     ] = None,
     device: DeviceOpt = "auto",
+    force: ForceOpt = False,
 ) -> None:
     """Embed every live post of a world with the checkpoint's candidate tower.
 
@@ -88,7 +91,7 @@ def index_build(
     """
     use_device(device)
     target = corpus_out or world / "corpus.safetensors"
-    header = index.build_index(checkpoint, world, target)
+    header = index.build_index(checkpoint, world, target, force=force)
     err.print(f"wrote {target}: {header['posts']:,} posts", highlight=False)
 
 

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from xfeed_cli.console import InputError, XFeedGroup, dumps, err, out, write_lines
 from xfeed_cli.lazy import lazy
-from xfeed_cli.options import JsonOpt, SeedOpt
+from xfeed_cli.options import ForceOpt, JsonOpt, SeedOpt
 
 synth_mod = lazy("world.synth")
 importer = lazy("world.importer")
@@ -34,6 +34,7 @@ def synth(
             "a 1M-post world).",
         ),  # fmt: skip
     ] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Write a synthetic world (data.md tables); the same seed gives the same bytes.
 
@@ -42,7 +43,7 @@ def synth(
     extra = {} if posts_per_user is None else {"posts_per_user": posts_per_user}
     cfg = synth_mod.SynthConfig(users=users, seed=seed, days=days, **extra)
     with err.status(f"synthesising {users} users …"):
-        meta = synth_mod.synth_world(out_dir, cfg)
+        meta = synth_mod.synth_world(out_dir, cfg, force=force)
     rows = ", ".join(f"{k} {v:,}" for k, v in meta["rows"].items())
     err.print(f"wrote {out_dir}: {rows}", highlight=False)
 
@@ -205,6 +206,7 @@ def import_command(
     item_topics_col: Annotated[
         str | None, typer.Option(help="Item file: topics column, '|'-separated.")
     ] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Turn an interaction log into a world (data.md tables).
 
@@ -219,7 +221,7 @@ def import_command(
              "item_text_col": item_text_col, "item_topics_col": item_topics_col}  # fmt: skip
     spec = dataclasses.replace(spec, **{k: v for k, v in given.items() if v is not None})
     with err.status(f"importing {log} …"):
-        meta = importer.import_log(log, out_dir, spec, items=items)
+        meta = importer.import_log(log, out_dir, spec, items=items, force=force)
     rows = ", ".join(f"{k} {v:,}" for k, v in meta["rows"].items())
     err.print(f"wrote {out_dir}: {rows}", highlight=False)
     if meta["time_shift_ms"]:
