@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from filters.base import SNOWFLAKE_EPOCH_MS, BaseFilter, FilterResult
+import numpy as np
+
+from filters.base import SNOWFLAKE_EPOCH_MS, BaseFilter, FilterResult, per_row
 
 MAX_POST_AGE_MS = 48 * 3_600_000
 
@@ -18,14 +20,15 @@ def snowflake_created_ms(post_id: int) -> int | None:
 class AgeFilter(BaseFilter):
     max_age_ms: int = MAX_POST_AGE_MS
 
-    def _why(self, c, now_ms: int) -> str | None:
-        created = snowflake_created_ms(c.post_id)
-        if created is None:
-            return "age not computable"
-        age = now_ms - created
-        if age > self.max_age_ms:
-            return f"older than {self.max_age_ms / 3_600_000:g} h ({age / 3_600_000:.1f} h)"
-        return None
+    def filter(self, queries, cands) -> FilterResult:
+        ids = cands.get("post_id")
+        age = per_row(queries, cands.req, "now_ms") - ((ids >> 22) + SNOWFLAKE_EPOCH_MS)
+        bad = ids <= 0
+        limit = f"{self.max_age_ms / 3_600_000:g}"
 
-    def filter(self, query, candidates: list) -> FilterResult:
-        return self.partition(candidates, lambda c: self._why(c, query.now_ms))
+        def why(rows: np.ndarray) -> list[str]:
+            return ["age not computable" if bad[i]
+                    else f"older than {limit} h ({age[i] / 3_600_000:.1f} h)"
+                    for i in rows.tolist()]  # fmt: skip
+
+        return self.partition(bad | (age > self.max_age_ms), why)

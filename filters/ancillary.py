@@ -7,8 +7,8 @@ from filters.base import BaseFilter, FilterResult
 
 
 class AncillaryVisibilityFilter(BaseFilter):
-    def filter(self, query, candidates: list) -> FilterResult:
+    def filter(self, queries, cands) -> FilterResult:
         return self.partition(
-            candidates,
-            lambda c: "quoted/retweeted/ancestor post dropped" if c.drop_ancillary else None,
+            cands.is_true("drop_ancillary"),
+            lambda rows: ["quoted/retweeted/ancestor post dropped"] * len(rows),
         )

@@ -3,26 +3,32 @@ viewer, quoted or retweeted user blocked by the viewer. Mutes apply to the autho
 
 from __future__ import annotations
 
-from filters.base import BaseFilter, FilterResult
+import numpy as np
+
+from filters.base import BaseFilter, FilterResult, member
 
 
 class AuthorSocialgraphFilter(BaseFilter):
-    def filter(self, query, candidates: list) -> FilterResult:
-        muted, blocked = set(query.muted_ids), set(query.blocked_ids)
+    def filter(self, queries, cands) -> FilterResult:
+        req = cands.req
+        author, quoted, source = (cands.get(f) for f in
+                                  ("author_id", "quoted_user_id", "source_user_id"))  # fmt: skip
+        rules = [  # in order: the first that applies gives the reason
+            (member(queries, "muted_ids", req, author), "author {a} muted"),
+            (member(queries, "blocked_ids", req, author), "author {a} blocked"),
+            (cands.is_true("author_blocks_viewer"), "author {a} blocks the viewer"),
+            (cands.is_true("quoted_author_blocks_viewer"), "quoted author {q} blocks the viewer"),
+            ((quoted != 0) & member(queries, "blocked_ids", req, quoted),
+             "quoted user {q} blocked"),
+            ((source != 0) & member(queries, "blocked_ids", req, source),
+             "retweeted user {s} blocked"),
+        ]  # fmt: skip
+        rule = np.full(len(cands), -1)
+        for k in range(len(rules) - 1, -1, -1):
+            rule = np.where(rules[k][0], k, rule)
 
-        def why(c) -> str | None:
-            if c.author_id in muted:
-                return f"author {c.author_id} muted"
-            if c.author_id in blocked:
-                return f"author {c.author_id} blocked"
-            if c.author_blocks_viewer:
-                return f"author {c.author_id} blocks the viewer"
-            if c.quoted_author_blocks_viewer:
-                return f"quoted author {c.quoted_user_id} blocks the viewer"
-            if c.quoted_user_id and c.quoted_user_id in blocked:
-                return f"quoted user {c.quoted_user_id} blocked"
-            if c.source_user_id and c.source_user_id in blocked:
-                return f"retweeted user {c.source_user_id} blocked"
-            return None
+        def why(rows: np.ndarray) -> list[str]:
+            return [rules[rule[i]][1].format(a=author[i], q=quoted[i], s=source[i])
+                    for i in rows.tolist()]  # fmt: skip
 
-        return self.partition(candidates, why)
+        return self.partition(rule >= 0, why)

@@ -1,19 +1,29 @@
-"""What every filter shares: the result type and upstream's trait defaults."""
+"""What every filter shares: the result type, upstream's trait defaults, and the vectorised
+helpers filters use over a batch of requests.
+
+A filter sees a batch: `queries` (one per request) and `cands`, the candidates as columns (any
+object with `req` [N], `get(field)` [N], `null(field)` [N] bool and `is_true(field)` [N] bool,
+such as `pipeline.columns.Cands`). It returns which rows it keeps, in output order, and which it
+removes with a reason each.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
 
-C = TypeVar("C")
+import numpy as np
+
 SNOWFLAKE_EPOCH_MS = 1288834974657
 
 
 @dataclasses.dataclass(frozen=True)
-class FilterResult(Generic[C]):
-    kept: list[C]
-    removed: list[tuple[C, str]]  # (candidate, reason)
+class FilterResult:
+    kept: np.ndarray  # [K] row indices, in output order
+    removed: np.ndarray  # [M] row indices
+    reasons: list[str]  # [M] why each removed row went
 
 
 class StageDefaults:
@@ -28,21 +38,82 @@ class StageDefaults:
 
 
 class BaseFilter(StageDefaults):
-    """A filter; `partition` applies one predicate."""
+    """A filter; `partition` applies one vectorised rule."""
 
     @staticmethod
-    def partition(candidates: list[C], why: Callable[[C], str | None]) -> FilterResult[C]:
-        """Keep candidates for which `why` returns None; remove the others with that reason."""
-        kept, removed = [], []
-        for c in candidates:
-            reason = why(c)
-            if reason is None:
-                kept.append(c)
-            else:
-                removed.append((c, reason))
-        return FilterResult(kept, removed)
+    def partition(remove: np.ndarray, why: Callable[[np.ndarray], list[str]]) -> FilterResult:
+        """Keep rows where `remove` is False (in order); `why(rows)` gives the removed rows'
+        reasons."""
+        remove = np.asarray(remove, bool)
+        gone = np.flatnonzero(remove)
+        return FilterResult(np.flatnonzero(~remove), gone, list(why(gone)) if len(gone) else [])
+
+
+def per_row(queries: Sequence[Any], req: np.ndarray, attr: str, dtype=np.int64) -> np.ndarray:
+    """A scalar query attribute for every row: [N]."""
+    values = np.array([getattr(q, attr) for q in queries], dtype)
+    return values[req] if len(values) else np.zeros(len(req), dtype)
+
+
+def pair_keys(*arrays: np.ndarray) -> list[np.ndarray]:
+    """int64 keys of pairs, comparable across groups: pair_keys(a1, b1, a2, b2, ...) gives one
+    key array per (a_i, b_i) group; equal keys <=> equal (a, b) pairs. Both components are
+    ranked densely first, so any int64 ids work."""
+    firsts, seconds = arrays[0::2], arrays[1::2]
+    lens = [len(x) for x in firsts]
+    _, ia = np.unique(np.concatenate([np.asarray(x, np.int64) for x in firsts]),
+                      return_inverse=True)  # fmt: skip
+    ub, ib = np.unique(np.concatenate([np.asarray(x, np.int64) for x in seconds]),
+                       return_inverse=True)  # fmt: skip
+    keys = ia.astype(np.int64) * max(len(ub), 1) + ib
+    return np.split(keys, np.cumsum(lens)[:-1])
+
+
+def pair_isin(a: np.ndarray, b: np.ndarray, set_a: np.ndarray, set_b: np.ndarray) -> np.ndarray:
+    """[N] bool: is (a[i], b[i]) one of the pairs (set_a[j], set_b[j])?"""
+    if not len(a) or not len(set_a):
+        return np.zeros(len(a), bool)
+    x, y = pair_keys(a, b, set_a, set_b)
+    return np.isin(x, y)
+
+
+def query_pairs(queries: Sequence[Any], attr: str) -> tuple[np.ndarray, np.ndarray]:
+    """(request index, id) of every id in each query's `attr` list."""
+    lists = [getattr(q, attr) for q in queries]
+    lens = [len(x) for x in lists]
+    total = sum(lens)
+    return (np.repeat(np.arange(len(lists), dtype=np.int64), lens),
+            np.fromiter(itertools.chain.from_iterable(lists), np.int64, total))  # fmt: skip
+
+
+def member(queries: Sequence[Any], attr: str, req: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """[N] bool: is ids[i] in queries[req[i]].<attr>?"""
+    qreq, qids = query_pairs(queries, attr)
+    return pair_isin(req, ids, qreq, qids)
+
+
+def first_per_request(req: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """[N] bool: the row is the first of its (request, key) pair."""
+    if not len(key):
+        return np.zeros(0, bool)
+    (k,) = pair_keys(req, key)
+    _, first = np.unique(k, return_index=True)  # stable: the first occurrence
+    out = np.zeros(len(key), bool)
+    out[first] = True
+    return out
+
+
+def related_hit(cands: Any, queries: Sequence[Any], attr: str) -> np.ndarray:
+    """[N] the first of {post, retweeted post, replied-to post} (upstream
+    related_post_ids_iter) found in the request's `attr` ids; 0 when none is."""
+    hit = np.zeros(len(cands), np.int64)
+    for col in ("in_reply_to_post_id", "source_post_id", "post_id"):  # the first wins: last set
+        ids = cands.get(col)
+        found = (ids != 0) & member(queries, attr, cands.req, ids)
+        hit = np.where(found, ids, hit)
+    return hit
 
 
 def related_ids(c: Any) -> tuple[int, ...]:
-    """{post, retweeted post, replied-to post} (upstream related_post_ids_iter)."""
+    """{post, retweeted post, replied-to post} of one candidate object."""
     return tuple(x for x in (c.post_id, c.source_post_id, c.in_reply_to_post_id) if x)

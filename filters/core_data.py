@@ -6,5 +6,5 @@ from filters.base import BaseFilter, FilterResult
 
 
 class CoreDataHydrationFilter(BaseFilter):
-    def filter(self, query, candidates: list) -> FilterResult:
-        return self.partition(candidates, lambda c: "no core data" if c.author_id == 0 else None)
+    def filter(self, queries, cands) -> FilterResult:
+        return self.partition(cands.get("author_id") == 0, lambda r: ["no core data"] * len(r))

@@ -2,10 +2,13 @@
 
 Conversation key = min(ancestors) when there are ancestors, else the retweeted post id, else the
 post id (so retweets of a post and the post itself collapse). Input is score-sorted, so the
-first wins; a strictly higher later score replaces it in the earlier slot.
+first wins; a strictly higher later score replaces it in the earlier slot. It runs on the
+selected few per request, so it walks them in Python.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from filters.base import BaseFilter, FilterResult
 
@@ -15,20 +18,28 @@ def conversation_key(c) -> int:
 
 
 class DedupConversationFilter(BaseFilter):
-    def filter(self, query, candidates: list) -> FilterResult:
-        slot: dict[int, int] = {}
-        kept: list = []
-        removed: list = []
-        for c in candidates:
-            key = conversation_key(c)
-            if key not in slot:
-                slot[key] = len(kept)
-                kept.append(c)
+    def filter(self, queries, cands) -> FilterResult:
+        anc = cands.get("ancestors").tolist()
+        src, post = cands.get("source_post_id").tolist(), cands.get("post_id").tolist()
+        score = np.where(cands.null("score"), -np.inf, cands.get("score"))
+        score = np.where(score == 0, -np.inf, score).tolist()  # `score or -inf`, as upstream
+        req = cands.req.tolist()
+        slot: dict[tuple[int, int], int] = {}
+        kept: list[int] = []
+        removed: list[int] = []
+        reasons: list[str] = []
+        for i in range(len(req)):
+            key = min(anc[i]) if anc[i] else (src[i] or post[i])
+            if (req[i], key) not in slot:
+                slot[(req[i], key)] = len(kept)
+                kept.append(i)
                 continue
-            i = slot[key]
-            if (c.score or float("-inf")) > (kept[i].score or float("-inf")):
-                removed.append((kept[i], f"conversation {key}: a higher-scored post replaced it"))
-                kept[i] = c
+            j = slot[(req[i], key)]
+            if score[i] > score[kept[j]]:
+                removed.append(kept[j])
+                reasons.append(f"conversation {key}: a higher-scored post replaced it")
+                kept[j] = i
             else:
-                removed.append((c, f"conversation {key} already has a post"))
-        return FilterResult(kept, removed)
+                removed.append(i)
+                reasons.append(f"conversation {key} already has a post")
+        return FilterResult(np.array(kept, np.int64), np.array(removed, np.int64), reasons)

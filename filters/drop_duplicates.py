@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from filters.base import BaseFilter, FilterResult
+from filters.base import BaseFilter, FilterResult, first_per_request
 
 
 class DropDuplicatesFilter(BaseFilter):
-    def filter(self, query, candidates: list) -> FilterResult:
-        seen: set[int] = set()
-
-        def why(c) -> str | None:
-            if c.post_id in seen:
-                return "duplicate post id"
-            seen.add(c.post_id)
-            return None
-
-        return self.partition(candidates, why)
+    def filter(self, queries, cands) -> FilterResult:
+        first = first_per_request(cands.req, cands.get("post_id"))
+        return self.partition(~first, lambda r: ["duplicate post id"] * len(r))

@@ -12,6 +12,8 @@ import functools
 import re
 import unicodedata
 
+import numpy as np
+
 from filters.base import BaseFilter, FilterResult
 
 _TOKEN = re.compile(r"([#@]?)(\w+)")
@@ -56,19 +58,22 @@ class MutedKeywordFilter(BaseFilter):
     def enable(self, query) -> bool:
         return bool(query.muted_keywords)
 
-    def filter(self, query, candidates: list) -> FilterResult:
-        keywords = [(k, tokens(k)) for k in query.muted_keywords]  # tokenized once
-        keywords = [(k, kw) for k, kw in keywords if kw]
+    def filter(self, queries, cands) -> FilterResult:
+        texts = cands.get("text")
+        hits: list[str | None] = [None] * len(cands)
+        req = cands.req
+        for r in np.unique(req).tolist():
+            keywords = [(k, tokens(k)) for k in queries[r].muted_keywords]  # tokenized once
+            keywords = [(k, kw) for k, kw in keywords if kw]
 
-        @functools.cache
-        def hit(text: str) -> str | None:
-            toks = tokens(text)
-            words = {w for _, w in toks}  # a cheap pre-check before the sequence match
-            return next((k for k, kw in keywords if kw[0][1] in words and _contains(kw, toks)),
-                        None)  # fmt: skip
+            @functools.cache
+            def hit(text: str, keywords=keywords) -> str | None:
+                toks = tokens(text)
+                words = {w for _, w in toks}  # a cheap pre-check before the sequence match
+                return next((k for k, kw in keywords if kw[0][1] in words and _contains(kw, toks)),
+                            None)  # fmt: skip
 
-        def why(c) -> str | None:
-            k = hit(c.text or "")
-            return f"muted keyword {k!r}" if k is not None else None
-
-        return self.partition(candidates, why)
+            for i in np.flatnonzero(req == r).tolist():
+                hits[i] = hit(texts[i] or "")
+        remove = np.array([h is not None for h in hits], bool)
+        return self.partition(remove, lambda rows: [f"muted keyword {hits[i]!r}" for i in rows])

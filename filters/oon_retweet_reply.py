@@ -3,17 +3,21 @@ ancestors (every retrieval-sourced reply)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from filters.base import BaseFilter, FilterResult
 
 
-def _why(c) -> str | None:
-    if c.in_network is False and (c.is_retweet or c.is_reply):
-        return "out-of-network " + ("retweet" if c.is_retweet else "reply")
-    if c.is_reply and not c.ancestors:
-        return "reply without ancestors"
-    return None
-
-
 class OONRetweetReplyFilter(BaseFilter):
-    def filter(self, query, candidates: list) -> FilterResult:
-        return self.partition(candidates, _why)
+    def filter(self, queries, cands) -> FilterResult:
+        retweet = cands.get("source_post_id") != 0
+        reply = (cands.get("in_reply_to_post_id") != 0) | (cands.get("in_reply_to_user_id") != 0)
+        oon = ~cands.get("in_network").astype(bool) & ~cands.null("in_network")
+        no_anc = np.fromiter((not a for a in cands.get("ancestors")), bool, len(cands))
+        oon_hit = oon & (retweet | reply)
+
+        def why(rows: np.ndarray) -> list[str]:
+            return [("out-of-network " + ("retweet" if retweet[i] else "reply")) if oon_hit[i]
+                    else "reply without ancestors" for i in rows.tolist()]  # fmt: skip
+
+        return self.partition(oon_hit | (reply & no_anc), why)

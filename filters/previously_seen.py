@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from filters.base import BaseFilter, FilterResult, related_ids
+from filters.base import BaseFilter, FilterResult, related_hit
 
 
 class PreviouslySeenPostsFilter(BaseFilter):
-    def filter(self, query, candidates: list) -> FilterResult:
-        seen = set(query.seen_ids)
-
-        def why(c) -> str | None:
-            hit = next((x for x in related_ids(c) if x in seen), None)
-            return f"post {hit} already seen" if hit is not None else None
-
-        return self.partition(candidates, why)
+    def filter(self, queries, cands) -> FilterResult:
+        hit = related_hit(cands, queries, "seen_ids")
+        return self.partition(hit != 0, lambda r: [f"post {x} already seen" for x in hit[r]])

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from filters.base import BaseFilter, FilterResult, related_ids
+from filters.base import BaseFilter, FilterResult, related_hit
 
 
 class PreviouslyServedPostsFilter(BaseFilter):
-    def filter(self, query, candidates: list) -> FilterResult:
-        served = set(query.served_ids)
-
-        def why(c) -> str | None:
-            hit = next((x for x in related_ids(c) if x in served), None)
-            return f"post {hit} served recently" if hit is not None else None
-
-        return self.partition(candidates, why)
+    def filter(self, queries, cands) -> FilterResult:
+        hit = related_hit(cands, queries, "served_ids")
+        return self.partition(hit != 0, lambda r: [f"post {x} served recently" for x in hit[r]])

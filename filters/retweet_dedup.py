@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-from filters.base import BaseFilter, FilterResult
+import numpy as np
+
+from filters.base import BaseFilter, FilterResult, first_per_request
 
 
 class RetweetDeduplicationFilter(BaseFilter):
-    def filter(self, query, candidates: list) -> FilterResult:
-        seen: set[int] = set()
-
-        def why(c) -> str | None:
-            key = c.source_post_id or c.post_id
-            if key in seen:
-                return f"duplicate of post {key} (retweet dedup)"
-            seen.add(key)
-            return None
-
-        return self.partition(candidates, why)
+    def filter(self, queries, cands) -> FilterResult:
+        src = cands.get("source_post_id")
+        key = np.where(src != 0, src, cands.get("post_id"))
+        first = first_per_request(cands.req, key)
+        return self.partition(
+            ~first, lambda r: [f"duplicate of post {k} (retweet dedup)" for k in key[r]]
+        )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from filters.base import BaseFilter, FilterResult
+from filters.base import BaseFilter, FilterResult, per_row
 
 
 class SelfPostFilter(BaseFilter):
-    def filter(self, query, candidates: list) -> FilterResult:
-        return self.partition(
-            candidates, lambda c: "viewer's own post" if c.author_id == query.user_id else None
-        )
+    def filter(self, queries, cands) -> FilterResult:
+        own = cands.get("author_id") == per_row(queries, cands.req, "user_id")
+        return self.partition(own, lambda r: ["viewer's own post"] * len(r))

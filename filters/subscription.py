@@ -3,15 +3,12 @@ to."""
 
 from __future__ import annotations
 
-from filters.base import BaseFilter, FilterResult
+from filters.base import BaseFilter, FilterResult, member
 
 
 class IneligibleSubscriptionFilter(BaseFilter):
-    def filter(self, query, candidates: list) -> FilterResult:
-        subscribed = set(query.subscribed_ids)
-
-        def why(c) -> str | None:
-            a = c.subscription_author_id
-            return f"subscriber-only post of {a}" if a is not None and a not in subscribed else None
-
-        return self.partition(candidates, why)
+    def filter(self, queries, cands) -> FilterResult:
+        a = cands.get("subscription_author_id")
+        only = ~cands.null("subscription_author_id")
+        bad = only & ~member(queries, "subscribed_ids", cands.req, a)
+        return self.partition(bad, lambda r: [f"subscriber-only post of {x}" for x in a[r]])

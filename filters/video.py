@@ -9,7 +9,6 @@ class VideoFilter(BaseFilter):
     def enable(self, query) -> bool:
         return bool(query.params.exclude_videos)
 
-    def filter(self, query, candidates: list) -> FilterResult:
-        return self.partition(
-            candidates, lambda c: "has video" if c.video_duration_ms is not None else None
-        )
+    def filter(self, queries, cands) -> FilterResult:
+        has = ~cands.null("video_duration_ms")
+        return self.partition(has, lambda r: ["has video"] * len(r))

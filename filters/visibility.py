@@ -3,12 +3,13 @@ as spam, violence, gore; NSFW out of network; deleted posts)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from filters.base import BaseFilter, FilterResult
 
 
 class VisibilityFilter(BaseFilter):
-    def filter(self, query, candidates: list) -> FilterResult:
-        return self.partition(
-            candidates,
-            lambda c: f"visibility: {c.visibility_reason}" if c.visibility_reason else None,
-        )
+    def filter(self, queries, cands) -> FilterResult:
+        reason = cands.get("visibility_reason")
+        drop = np.fromiter((bool(x) for x in reason), bool, len(cands))
+        return self.partition(drop, lambda r: [f"visibility: {x}" for x in reason[r]])

@@ -102,6 +102,45 @@ class Ranker:
             out[start:stop] = p[0, : stop - start]
         return out
 
+    def rank_many(
+        self,
+        histories: list[UserHistory],
+        post_ids: list[np.ndarray],  # per user [N_u] int64
+        author_ids: list[np.ndarray],  # per user [N_u] int64
+        users_per_call: int = 4,
+    ) -> list[np.ndarray]:
+        """Probabilities [N_u, A] (float32) for each user's candidates.
+
+        Cached path: users with the same candidate bucket are scored `users_per_call` at a time,
+        one jitted call of shape [users_per_call, bucket] each (a short group padded with copies
+        of its first user, results dropped). The shape a user is computed in depends only on
+        its own candidate count, so a user's probabilities are the same bits alone or in any
+        batch. The reference path goes user by user."""
+        if self.path != "cached":
+            return [self.rank(h, p, a) for h, p, a in zip(histories, post_ids, author_ids,
+                                                          strict=True)]  # fmt: skip
+        cfg = self.config
+        out = [np.zeros((len(p), cfg.num_actions), np.float32) for p in post_ids]
+        groups: dict[int, list[int]] = {}
+        for i, p in enumerate(post_ids):
+            if len(p):
+                groups.setdefault(bucket(len(p), cfg.candidate_seq_len), []).append(i)
+        for size, members in sorted(groups.items()):
+            for start in range(0, len(members), users_per_call):
+                group = members[start : start + users_per_call]
+                rows = [make_batch(histories[i], cfg,
+                                   _padded(post_ids[i], slice(0, None), size, np.int64),
+                                   _padded(author_ids[i], slice(0, None), size, np.int64))
+                        for i in group]  # fmt: skip
+                rows += [rows[0]] * (users_per_call - len(rows))
+                batch = RecsysBatch(*(None if xs[0] is None else np.concatenate(xs)
+                                      for xs in zip(*rows, strict=True)))  # fmt: skip
+                emb = embed_batch(batch, self.ckpt.tables, cfg)
+                probs = np.asarray(cached_probs_fn(cfg)(self.params, batch, emb), np.float32)
+                for j, i in enumerate(group):
+                    out[i] = probs[j, : len(post_ids[i])]
+        return out
+
     def _rank_cached(
         self, history, post_ids, author_ids, product_surface, impression_ts, creation_ts
     ) -> np.ndarray:

@@ -15,14 +15,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from checkpoints.corpus import load_corpus
 from filters import post_selection_filters, pre_scoring_filters
 from phoenix.config import ModelType
 from pipeline import hydrators as h
 from pipeline import scorers as s
 from pipeline.candidates import PostCandidate
+from pipeline.columns import Cands
 from pipeline.explain import explain_posts
-from pipeline.framework import CandidatePipeline, PipelineResult, SelectResult
+from pipeline.framework import BatchResult, CandidatePipeline, PipelineResult
 from pipeline.params import FeedParams
 from pipeline.query import FeedQuery, Resources, query_hydrators
 from pipeline.selector import TopKScoreSelector
@@ -139,49 +142,66 @@ def new_query(
 
 
 def rank(query: FeedQuery) -> PipelineResult:
-    """The whole pipeline for one request."""
-    return build_pipeline(query).execute(query)
+    """The whole pipeline for one request (a batch of one)."""
+    return build_pipeline(query).execute([query]).request(0)
+
+
+def rank_batch(queries: list[FeedQuery]) -> BatchResult:
+    """The whole pipeline for a batch of requests sharing resources and params."""
+    return build_pipeline(queries[0]).execute(queries)
 
 
 # ---- one function per stage (the JSONL chain) -------------------------------------------------
 
 
+def _one(query: FeedQuery, result: BatchResult) -> PipelineResult:
+    return PipelineResult(result.queries[0], timings_ms=dict(result.timings_ms),
+                          errors=list(result.errors), counts=dict(result.counts[0]))  # fmt: skip
+
+
 def retrieve(query: FeedQuery) -> tuple[FeedQuery, list[PostCandidate], PipelineResult]:
     """Query hydration, sources and candidate hydration."""
     pipe = build_pipeline(query, frozenset({"query", "sources", "hydrators"}))
-    result: PipelineResult = PipelineResult(query)
-    query = pipe.hydrate_query(query, result)
-    cands = pipe.hydrate(query, pipe.fetch(query, result), result)
-    return query, cands, result
+    result = pipe.new_result([query])
+    (query,) = pipe.hydrate_queries([query], result)
+    cands = pipe.hydrate([query], pipe.fetch([query], result), result)
+    return query, cands.to_candidates(), _one(query, result)
 
 
-def _run_stage(query: FeedQuery, part: str, run):
-    """Run one stage of the query's pipeline: `run(pipeline, result)`; returns (output, result).
-    Only that stage's part is built (and loaded)."""
-    result: PipelineResult = PipelineResult(query)
-    return run(build_pipeline(query, frozenset({part})), result), result
+def _run_stage(query: FeedQuery, part: str, cands: list[PostCandidate], run):
+    """Run one stage of the query's pipeline on a batch of one: `run(pipeline, columns,
+    result)`; returns (output candidates, result). Only that stage's part is built (and
+    loaded)."""
+    pipe = build_pipeline(query, frozenset({part}))
+    result = pipe.new_result([query])
+    out = run(pipe, Cands.from_candidates(cands), result)
+    return out.to_candidates(), _one(query, result)
 
 
 def hydrate(query: FeedQuery, cands: list[PostCandidate]):
-    return _run_stage(query, "hydrators", lambda p, r: p.hydrate(query, cands, r))
+    return _run_stage(query, "hydrators", cands, lambda p, c, r: p.hydrate([query], c, r))
 
 
 def filter_stage(query: FeedQuery, cands: list[PostCandidate]):
-    return _run_stage(query, "filters",
-                      lambda p, r: p.run_filters(query, cands, p.filters, "filter", r))  # fmt: skip
+    def run(p, c, r):
+        return p.run_filters([query], c, p.filters, "filter", r)
+
+    return _run_stage(query, "filters", cands, run)
 
 
 def score(query: FeedQuery, cands: list[PostCandidate]):
-    return _run_stage(query, "scorers", lambda p, r: p.run_scorers(query, cands, r))
+    return _run_stage(query, "scorers", cands, lambda p, c, r: p.run_scorers([query], c, r))
 
 
 def select(query: FeedQuery, cands: list[PostCandidate]):
-    return _run_stage(query, "selector", lambda p, r: p.select(query, cands, r))
+    return _run_stage(query, "selector", cands, lambda p, c, r: p.select([query], c, r)[0])
 
 
 def post_filter(query: FeedQuery, cands: list[PostCandidate]):
-    return _run_stage(query, "post",
-                      lambda p, r: p.post_select(query, SelectResult(cands, []), r)[0])  # fmt: skip
+    def run(p, c, r):
+        return p.post_select([query], c, c.take(np.zeros(0, np.int64)), r)[0]
+
+    return _run_stage(query, "post", cands, run)
 
 
 # ---- explain and what-if ---------------------------------------------------------------------

@@ -1,10 +1,14 @@
 """The candidate-pipeline framework: typed stage protocols and the runner that owns the policy.
 
-Mirrors upstream's candidate-pipeline crate (homemixer_spec.md §1): query hydrators, sources and
-hydrators may run concurrently and are applied in declaration order; filters and scorers run in
-sequence; hydrator/scorer output must keep length and order (a mismatch is an error for that
-component); removed candidates are kept with the filter's name and reason; every stage is timed.
-Offline the default policy is fail-fast (one clear error); `lenient=True` is upstream's fail-open.
+Mirrors upstream's candidate-pipeline crate (homemixer_spec.md §1), run over a batch of requests
+with the candidates as columns (`pipeline.columns.Cands`, rows grouped by request): query
+hydrators run per request; sources, hydrators, filters and scorers each run once over the whole
+batch (on the rows of the requests that enable them). Sources and hydrators may run concurrently
+and are applied in declaration order; filters and scorers run in sequence; hydrator/scorer output
+must keep the number of rows (a mismatch is an error for that component); removed candidates are
+kept with the filter's name and reason; every component is timed. Offline the default policy is
+fail-fast (one clear error); `lenient=True` is upstream's fail-open. A single request is a batch
+of one.
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+import numpy as np
+
 from filters.base import FilterResult
 from filters.base import StageDefaults as StageDefaults  # re-exported for pipeline components
+from pipeline.candidates import PostCandidate
+from pipeline.columns import Cands, rank_within
 
 logger = logging.getLogger(__name__)
 
 Q = TypeVar("Q")
-C = TypeVar("C")
 
 
 class PipelineError(RuntimeError):
@@ -41,88 +48,138 @@ class QueryHydrator(Protocol[Q]):
 
 
 @runtime_checkable
-class Source(Protocol[Q, C]):
+class Source(Protocol[Q]):
     name: str
 
     def enable(self, query: Q) -> bool: ...
-    def get_candidates(self, query: Q) -> list[C]: ...
-
-
-@runtime_checkable
-class Hydrator(Protocol[Q, C]):
-    name: str
-
-    def enable(self, query: Q) -> bool: ...
-    def hydrate(self, query: Q, candidates: Sequence[C]) -> list[C] | dict[str, list]:
-        """Same length and order as the input; may only fill fields this hydrator owns.
-
-        Either the hydrated candidates, or (cheaper for thousands of candidates) the owned
-        fields as columns: {field: [value per candidate]}."""
+    def get_candidates(self, queries: Sequence[Q], reqs: np.ndarray) -> Cands:
+        """Candidates of the requests `reqs` (indices into `queries`), grouped by request."""
         ...
 
 
 @runtime_checkable
-class Filter(Protocol[Q, C]):
+class Hydrator(Protocol[Q]):
     name: str
+    fields: tuple[str, ...]
 
     def enable(self, query: Q) -> bool: ...
-    def filter(self, query: Q, candidates: list[C]) -> FilterResult[C]: ...
+    def hydrate(self, queries: Sequence[Q], cands: Cands) -> Mapping[str, Any]:
+        """The owned fields as columns over the rows of `cands` (same length and order)."""
+        ...
 
 
 @runtime_checkable
-class Scorer(Protocol[Q, C]):
+class Filter(Protocol[Q]):
     name: str
 
     def enable(self, query: Q) -> bool: ...
-    def score(self, query: Q, candidates: Sequence[C]) -> list[C]: ...
+    def filter(self, queries: Sequence[Q], cands: Cands) -> FilterResult: ...
 
 
 @runtime_checkable
-class Selector(Protocol[Q, C]):
+class Scorer(Protocol[Q]):
     name: str
 
     def enable(self, query: Q) -> bool: ...
-    def select(self, query: Q, candidates: list[C]) -> SelectResult[C]: ...
+    def score(self, queries: Sequence[Q], cands: Cands) -> Mapping[str, Any]:
+        """Score columns over the rows of `cands` (same length and order)."""
+        ...
 
 
 @runtime_checkable
-class SideEffect(Protocol[Q, C]):
+class Selector(Protocol[Q]):
     name: str
 
     def enable(self, query: Q) -> bool: ...
-    def run(self, query: Q, selected: list[C], non_selected: list[C]) -> None: ...
+    def select(self, queries: Sequence[Q], cands: Cands) -> tuple[np.ndarray, np.ndarray]:
+        """(selected rows in feed order, non-selected rows), both grouped by request."""
+        ...
+
+
+@runtime_checkable
+class SideEffect(Protocol[Q]):
+    name: str
+
+    def enable(self, query: Q) -> bool: ...
+    def run(self, queries: Sequence[Q], selected: Cands, non_selected: Cands) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
-class Removed(Generic[C]):
-    candidate: C
+class Removed:
+    candidate: PostCandidate
     stage: str  # "filter" or "post_selection_filter"
     component: str
     reason: str
 
 
-@dataclasses.dataclass(frozen=True)
-class SelectResult(Generic[C]):
-    selected: list[C]
-    non_selected: list[C]
-
-
 @dataclasses.dataclass
-class PipelineResult(Generic[Q, C]):
+class PipelineResult(Generic[Q]):
+    """One request's result as candidate objects (for the table, explain and the JSONL edge)."""
+
     query: Q
-    retrieved: list[C] = dataclasses.field(default_factory=list)  # after hydration
-    removed: list[Removed[C]] = dataclasses.field(default_factory=list)
-    scored: list[C] = dataclasses.field(default_factory=list)  # after scoring, all kept
-    selected: list[C] = dataclasses.field(default_factory=list)
-    non_selected: list[C] = dataclasses.field(default_factory=list)
+    retrieved: list[PostCandidate] = dataclasses.field(default_factory=list)  # after hydration
+    removed: list[Removed] = dataclasses.field(default_factory=list)
+    scored: list[PostCandidate] = dataclasses.field(default_factory=list)  # after scoring
+    selected: list[PostCandidate] = dataclasses.field(default_factory=list)
+    non_selected: list[PostCandidate] = dataclasses.field(default_factory=list)
     timings_ms: dict[str, float] = dataclasses.field(default_factory=dict)
     errors: list[str] = dataclasses.field(default_factory=list)  # lenient mode: what failed
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
+def _empty() -> Cands:
+    return Cands(np.zeros(0, np.int64))
+
+
 @dataclasses.dataclass
-class CandidatePipeline(Generic[Q, C]):
-    """Runs the stages in upstream's order (homemixer_spec.md §1.3)."""
+class BatchResult(Generic[Q]):
+    """A batch's result as columns. Removed rows carry (stage, component, reason) in
+    `removed_info`, row-aligned with `removed`. Timings are the batch's (a request's share is
+    timings / len(queries)); counts are per request."""
+
+    queries: list[Q]
+    retrieved: Cands = dataclasses.field(default_factory=_empty)
+    removed: Cands = dataclasses.field(default_factory=_empty)
+    removed_info: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    scored: Cands = dataclasses.field(default_factory=_empty)
+    selected: Cands = dataclasses.field(default_factory=_empty)
+    non_selected: Cands = dataclasses.field(default_factory=_empty)
+    timings_ms: dict[str, float] = dataclasses.field(default_factory=dict)
+    errors: list[str] = dataclasses.field(default_factory=list)
+    counts: list[dict[str, int]] = dataclasses.field(default_factory=list)
+
+    def request(self, i: int) -> PipelineResult:
+        """Request i as candidate objects."""
+
+        def part(c: Cands) -> list[PostCandidate]:
+            return c.take(c.req == i).to_candidates()
+
+        rows = np.flatnonzero(self.removed.req == i)
+        removed = self.removed.take(rows).to_candidates()
+        return PipelineResult(
+            query=self.queries[i], retrieved=part(self.retrieved),
+            removed=[Removed(c, *self.removed_info[r]) for c, r in
+                     zip(removed, rows.tolist(), strict=True)],
+            scored=part(self.scored), selected=part(self.selected),
+            non_selected=part(self.non_selected), timings_ms=dict(self.timings_ms),
+            errors=list(self.errors), counts=dict(self.counts[i]) if self.counts else {},
+        )  # fmt: skip
+
+
+def _enabled(component, queries: Sequence) -> np.ndarray:
+    return np.array([bool(component.enable(q)) for q in queries], bool)
+
+
+def _rows_of(cands: Cands, on: np.ndarray) -> np.ndarray | None:
+    """Rows of the enabled requests (None: every row)."""
+    if on.all():
+        return None
+    return np.flatnonzero(on[cands.req]) if len(cands) else np.zeros(0, np.int64)
+
+
+@dataclasses.dataclass
+class CandidatePipeline(Generic[Q]):
+    """Runs the stages in upstream's order (homemixer_spec.md §1.3) over a batch of requests."""
 
     query_hydrators: list = dataclasses.field(default_factory=list)
     sources: list = dataclasses.field(default_factory=list)
@@ -138,14 +195,14 @@ class CandidatePipeline(Generic[Q, C]):
     max_workers: int = 4
 
     # ---- policy ------------------------------------------------------------------------
-    def _fail(self, result: PipelineResult, stage: str, component: str, exc: BaseException) -> None:
+    def _fail(self, result: BatchResult, stage: str, component: str, exc: BaseException) -> None:
         msg = f"stage={stage} component={component} failed: {exc}"
         if not self.lenient:
             raise PipelineError(msg) from exc
         logger.warning(msg)
         result.errors.append(msg)
 
-    def _timed(self, result: PipelineResult, key: str, t0: float) -> None:
+    def _timed(self, result: BatchResult, key: str, t0: float) -> None:
         result.timings_ms[key] = result.timings_ms.get(key, 0.0) + (time.perf_counter() - t0) * 1e3
 
     def _parallel(self, fns: list) -> list:
@@ -153,158 +210,211 @@ class CandidatePipeline(Generic[Q, C]):
             return [_call(f) for f in fns]
         return list(_pool(self.max_workers).map(_call, fns))
 
-    # ---- stages ------------------------------------------------------------------------
-    def hydrate_query(self, query: Q, result: PipelineResult) -> Q:
-        enabled = [h for h in self.query_hydrators if h.enable(query)]
-        outcomes = self._parallel([lambda h=h: h.hydrate(query) for h in enabled])
-        for h, (ok, value, took) in zip(enabled, outcomes, strict=True):
-            result.timings_ms[f"query_hydrator:{h.name}"] = took
-            if ok:
-                query = dataclasses.replace(query, **value)
-            else:
-                self._fail(result, "query_hydrator", h.name, value)
-        return query
+    def _count(self, result: BatchResult, key: str, req: np.ndarray) -> None:
+        if not result.counts:
+            result.counts = [{} for _ in result.queries]
+        n = np.bincount(req, minlength=len(result.queries)).tolist()
+        for d, x in zip(result.counts, n, strict=True):
+            d[key] = d.get(key, 0) + x
 
-    def fetch(self, query: Q, result: PipelineResult) -> list[C]:
-        enabled = [s for s in self.sources if s.enable(query)]
-        outcomes = self._parallel([lambda s=s: s.get_candidates(query) for s in enabled])
-        out: list[C] = []
-        for s, (ok, value, took) in zip(enabled, outcomes, strict=True):
-            result.timings_ms[f"source:{s.name}"] = took
-            if ok:
-                out.extend(value)
-                result.counts[f"source:{s.name}"] = len(value)
-            else:
-                self._fail(result, "source", s.name, value)
+    def new_result(self, queries: Sequence[Q]) -> BatchResult:
+        return BatchResult(list(queries), counts=[{} for _ in queries])
+
+    # ---- stages ------------------------------------------------------------------------
+    def hydrate_queries(self, queries: Sequence[Q], result: BatchResult) -> list[Q]:
+        """Each request's query hydrators (concurrently per request; applied in order)."""
+        out = []
+        for query in queries:
+            enabled = [h for h in self.query_hydrators if h.enable(query)]
+            outcomes = self._parallel([lambda h=h, q=query: h.hydrate(q) for h in enabled])
+            for h, (ok, value, took) in zip(enabled, outcomes, strict=True):
+                key = f"query_hydrator:{h.name}"
+                result.timings_ms[key] = result.timings_ms.get(key, 0.0) + took
+                if ok:
+                    query = dataclasses.replace(query, **value)
+                else:
+                    self._fail(result, "query_hydrator", h.name, value)
+            out.append(query)
+        result.queries = out
         return out
 
+    def fetch(self, queries: Sequence[Q], result: BatchResult) -> Cands:
+        """Every source over the batch; per request, sources in declaration order."""
+        work = [(s, np.flatnonzero(_enabled(s, queries))) for s in self.sources]
+        work = [(s, reqs) for s, reqs in work if len(reqs)]
+        outcomes = self._parallel([lambda s=s, r=r: s.get_candidates(queries, r)
+                                   for s, r in work])  # fmt: skip
+        parts: list[Cands] = []
+        for (s, _), (ok, value, took) in zip(work, outcomes, strict=True):
+            result.timings_ms[f"source:{s.name}"] = took
+            if ok:
+                parts.append(value)
+                self._count(result, f"source:{s.name}", value.req)
+            else:
+                self._fail(result, "source", s.name, value)
+        out = Cands.concat(parts)
+        order = np.argsort(out.req, kind="stable")  # grouped by request, sources in order
+        return out.take(order) if len(out) else out
+
     def hydrate(
-        self, query: Q, candidates: list[C], result: PipelineResult, hydrators: list | None = None
-    ) -> list[C]:
+        self, queries: Sequence[Q], cands: Cands, result: BatchResult, hydrators: list | None = None
+    ) -> Cands:
         """Hydrators see the same snapshot (may run concurrently); applied in declaration order,
-        each owning its fields: later hydrators' owned fields are merged onto the result."""
+        each owning its fields."""
         hydrators = self.hydrators if hydrators is None else hydrators
-        enabled = [h for h in hydrators if h.enable(query)]
-        outcomes = self._parallel([lambda h=h: h.hydrate(query, candidates) for h in enabled])
-        updates: list[dict] = [{} for _ in candidates]  # owned fields, merged in order
-        replaced = list(candidates)  # hydrators that own no fields replace whole candidates
-        for h, (ok, value, took) in zip(enabled, outcomes, strict=True):
+        work = []
+        for h in hydrators:
+            rows = _rows_of(cands, _enabled(h, queries))
+            if rows is None or len(rows):
+                work.append((h, rows))
+        outcomes = self._parallel([
+            lambda h=h, rows=rows: h.hydrate(queries, cands if rows is None else cands.take(rows))
+            for h, rows in work
+        ])  # fmt: skip
+        for (h, rows), (ok, value, took) in zip(work, outcomes, strict=True):
             result.timings_ms[f"hydrator:{h.name}"] = took
             if ok:
                 try:
-                    columns = _owned_columns(h, value, len(candidates))
+                    owned = set(getattr(h, "fields", ()))
+                    extra = sorted(set(value) - owned)
+                    if extra:
+                        raise ValueError(f"returned fields it does not own: {', '.join(extra)}")
+                    cands = _assign(cands, rows, value)
                 except ValueError as exc:
                     ok, value = False, exc
             if not ok:
                 self._fail(result, "hydrator", h.name, value)
-                continue
-            if columns is None:  # owns no fields: replaces whole candidates
-                replaced, updates = list(value), [{} for _ in candidates]
-                continue
-            for f, col in columns.items():
-                for u, x in zip(updates, col, strict=True):
-                    u[f] = x
-        return [_evolve(c, u) for c, u in zip(replaced, updates, strict=True)]
+        return cands
 
     def run_filters(
-        self, query: Q, candidates: list[C], filters: list, stage: str, result: PipelineResult
-    ) -> list[C]:
+        self, queries: Sequence[Q], cands: Cands, filters: list, stage: str, result: BatchResult
+    ) -> Cands:
         for f in filters:
-            if not f.enable(query):
+            on = _enabled(f, queries)
+            if not on.any():
                 continue
+            rows = _rows_of(cands, on)
             t0 = time.perf_counter()
             try:
-                res = f.filter(query, candidates)
+                res = f.filter(queries, cands if rows is None else cands.take(rows))
             except Exception as exc:  # noqa: BLE001 - policy decides
                 self._fail(result, stage, f.name, exc)
                 continue
             finally:
                 self._timed(result, f"{stage}:{f.name}", t0)
-            result.removed.extend(Removed(c, stage, f.name, why) for c, why in res.removed)
-            result.counts[f"{stage}:{f.name}"] = len(res.removed)
-            candidates = res.kept
-        return candidates
+            kept, removed = res.kept, res.removed
+            if rows is not None:  # rows of requests the filter is off for stay where they were
+                kept, removed = rows[kept], rows[removed]
+                kept = _merge_kept(cands.req, kept, ~on[cands.req])
+            gone = cands.take(removed)
+            result.removed = Cands.concat([result.removed, gone])
+            result.removed_info += [(stage, f.name, why) for why in res.reasons]
+            self._count(result, f"{stage}:{f.name}", gone.req)
+            cands = cands.take(kept)
+        return cands
 
-    def run_scorers(self, query: Q, candidates: list[C], result: PipelineResult) -> list[C]:
+    def run_scorers(self, queries: Sequence[Q], cands: Cands, result: BatchResult) -> Cands:
         for s in self.scorers:
-            if not s.enable(query):
+            on = _enabled(s, queries)
+            if not on.any():
                 continue
+            rows = _rows_of(cands, on)
             t0 = time.perf_counter()
             try:
-                scored = s.score(query, candidates)
-                if len(scored) != len(candidates):
-                    raise ValueError(
-                        f"length_mismatch expected={len(candidates)} got={len(scored)}"
-                    )
-                if any(a.post_id != b.post_id for a, b in zip(scored, candidates, strict=True)):
-                    raise ValueError("scorer changed the order of candidates")
-                candidates = scored
+                value = s.score(queries, cands if rows is None else cands.take(rows))
+                cands = _assign(cands, rows, value)
             except Exception as exc:  # noqa: BLE001 - policy decides
                 self._fail(result, "scorer", s.name, exc)
             finally:
                 self._timed(result, f"scorer:{s.name}", t0)
-        return candidates
+        return cands
 
-    def select(self, query: Q, candidates: list[C], result: PipelineResult) -> SelectResult[C]:
-        if self.selector is None or not self.selector.enable(query):
-            return SelectResult(list(candidates), [])
+    def select(
+        self, queries: Sequence[Q], cands: Cands, result: BatchResult
+    ) -> tuple[Cands, Cands]:
+        if self.selector is None:
+            return cands, cands.take(np.zeros(0, np.int64))
         t0 = time.perf_counter()
-        res = self.selector.select(query, candidates)
+        sel, rest = self.selector.select(queries, cands)
         self._timed(result, f"selector:{self.selector.name}", t0)
-        return res
+        return cands.take(sel), cands.take(rest)
 
     def post_select(
-        self, query: Q, sel: SelectResult[C], result: PipelineResult
-    ) -> tuple[list[C], list[C]]:
+        self, queries: Sequence[Q], selected: Cands, non_selected: Cands, result: BatchResult
+    ) -> tuple[Cands, Cands]:
         """Post-selection hydration and filters on the selected, then truncation."""
-        final = self.hydrate(query, sel.selected, result, self.post_selection_hydrators)
-        final = self.run_filters(query, final, self.post_selection_filters,
+        final = self.hydrate(queries, selected, result, self.post_selection_hydrators)
+        final = self.run_filters(queries, final, self.post_selection_filters,
                                  "post_selection_filter", result)  # fmt: skip
-        non_selected = list(sel.non_selected)
-        if self.result_size is not None and len(final) > self.result_size:
-            non_selected += final[self.result_size :]
-            final = final[: self.result_size]
+        if self.result_size is not None and len(final):
+            pos = rank_within(final.req, np.arange(len(final)))
+            over = pos >= self.result_size
+            if over.any():
+                non_selected = Cands.concat([non_selected, final.take(over)])
+                final = final.take(~over)
         return final, non_selected
 
-    def execute(self, query: Q) -> PipelineResult[Q, C]:
-        result: PipelineResult = PipelineResult(query)
+    def execute(self, queries: Sequence[Q]) -> BatchResult:
+        """The whole pipeline over a batch of requests."""
+        result = self.new_result(queries)
         t0 = time.perf_counter()
-        query = self.hydrate_query(query, result)
-        result.query = query
-        candidates = self.hydrate(query, self.fetch(query, result), result)
-        result.retrieved = list(candidates)
-        kept = self.run_filters(query, candidates, self.filters, "filter", result)
-        kept = self.run_scorers(query, kept, result)
-        result.scored = list(kept)
-        sel = self.select(query, kept, result)
-        final, non_selected = self.post_select(query, sel, result)
-        result.selected, result.non_selected = final, non_selected
+        queries = self.hydrate_queries(queries, result)
+        cands = self.hydrate(queries, self.fetch(queries, result), result)
+        result.retrieved = cands
+        kept = self.run_filters(queries, cands, self.filters, "filter", result)
+        kept = self.run_scorers(queries, kept, result)
+        result.scored = kept
+        sel, rest = self.select(queries, kept, result)
+        result.selected, result.non_selected = self.post_select(queries, sel, rest, result)
         for effect in self.side_effects:
-            if effect.enable(query):
+            if any(effect.enable(q) for q in queries):
                 try:
-                    effect.run(query, final, non_selected)
+                    effect.run(queries, result.selected, result.non_selected)
                 except Exception as exc:  # noqa: BLE001 - side effects never fail a request
                     logger.warning("side effect %s failed: %s", effect.name, exc)
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1e3
         return result
 
 
-def _owned_columns(hydrator, value, n: int) -> dict[str, list] | None:
-    """A hydrator's output as {owned field: column}; None for a hydrator that owns no fields."""
-    owned = tuple(getattr(hydrator, "fields", ()))
-    if isinstance(value, Mapping):
-        extra = sorted(set(value) - set(owned))
-        if extra:
-            raise ValueError(f"returned fields it does not own: {', '.join(extra)}")
-        bad = [f for f, col in value.items() if len(col) != n]
-        if bad:
-            raise ValueError(f"length_mismatch expected={n} got={len(value[bad[0]])}")
-        return dict(value)
-    if len(value) != n:
-        raise ValueError(f"length_mismatch expected={n} got={len(value)}")
-    if not owned:
-        return None
-    return {f: [getattr(v, f) for v in value] for f in owned}
+def _merge_kept(req: np.ndarray, kept: np.ndarray, untouched: np.ndarray) -> np.ndarray:
+    """Kept rows of the filtered requests (in the filter's order) and every row of the other
+    requests, grouped by request."""
+    idx = np.r_[kept, np.flatnonzero(untouched)]
+    return idx[np.argsort(req[idx], kind="stable")]
+
+
+def _assign(cands: Cands, rows: np.ndarray | None, columns: Mapping[str, Any]) -> Cands:
+    """`columns` computed over `rows` (None: all rows) written into `cands`."""
+    n = len(cands) if rows is None else len(rows)
+    for name, value in columns.items():
+        got = len(value[1]) if name == "probs" else len(value)
+        if got != n:
+            raise ValueError(f"length_mismatch expected={n} got={got}")
+    if rows is None:
+        return cands.with_columns(columns)
+    part = cands.take(rows).with_columns(columns)
+    full = {}
+    for name in columns:
+        if name == "probs":
+            if cands.has("probs") and cands.heads != part.heads:
+                raise ValueError("probs heads differ between requests")
+            m = cands.cols.get("probs", np.full((len(cands), len(part.heads)), np.nan)).copy()
+            m[rows] = part.cols["probs"]
+            null = cands.null("probs").copy()
+            null[rows] = False
+            full[name] = (part.heads, m)
+            continue
+        v = cands.get(name).copy()
+        v[rows] = part.get(name)
+        null = cands.null(name).copy()
+        null[rows] = part.null(name)
+        full[name] = np.ma.array(v, mask=null) if null.any() else v
+    out = cands.with_columns(full)
+    if "probs" in columns:
+        null = cands.null("probs").copy()
+        null[rows] = False
+        out.nulls["probs"] = null
+    return out
 
 
 @functools.lru_cache(maxsize=4)
@@ -312,13 +422,6 @@ def _pool(max_workers: int) -> ThreadPoolExecutor:
     """One long-lived pool per size: starting threads per stage cost ~10 ms a request.
     Components must not call back into a pipeline stage (that could wait on its own pool)."""
     return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="xfeed-stage")
-
-
-def _evolve(c, changes: dict):
-    if not changes:
-        return c
-    evolve = getattr(c, "evolve", None)
-    return evolve(**changes) if evolve else dataclasses.replace(c, **changes)
 
 
 def _call(fn) -> tuple[bool, Any, float]:

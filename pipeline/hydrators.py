@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from filters.base import member, per_row
 from phoenix.actions import ActionName as A
-from pipeline.candidates import PostCandidate
+from pipeline.columns import Cands, object_array
 from pipeline.framework import StageDefaults
 from pipeline.query import FeedQuery
 from world.data import WorldData
@@ -27,21 +28,25 @@ def snowflake_ms(post_id: int) -> int | None:
     return (post_id >> 22) + SNOWFLAKE_EPOCH_MS
 
 
-def _world_column(world: WorldData, cands: Sequence[PostCandidate], column: str) -> np.ndarray:
+def _world_column(world: WorldData, post_ids: np.ndarray, column: str) -> np.ndarray:
     """A core-data column of each candidate's post, read from the world (0 when unknown), so a
     hydrator does not depend on another hydrator's output."""
-    rows = world.post_rows(np.array([c.post_id for c in cands], np.int64))
+    rows = world.post_rows(post_ids)
     return np.where(rows >= 0, world.posts[column][np.maximum(rows, 0)], 0)
+
+
+def _masked(values: np.ndarray, null: np.ndarray) -> np.ma.MaskedArray:
+    return np.ma.array(values, mask=null)
 
 
 @dataclasses.dataclass
 class InNetworkHydrator(StageDefaults):
     fields = ("in_network",)
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
-        followed = set(query.followed_ids)
-        followed.add(query.user_id)
-        return {"in_network": [c.author_id in followed for c in cands]}
+    def hydrate(self, queries: Sequence[FeedQuery], cands: Cands) -> dict[str, np.ndarray]:
+        authors = cands.get("author_id")
+        own = authors == per_row(queries, cands.req, "user_id")
+        return {"in_network": own | member(queries, "followed_ids", cands.req, authors)}
 
 
 @dataclasses.dataclass
@@ -55,30 +60,33 @@ class CoreDataHydrator(StageDefaults):
     _COPIED = ("created_ms", "in_reply_to_post_id", "in_reply_to_user_id", "conversation_id",
                "source_post_id", "source_user_id", "quoted_post_id", "quoted_user_id")  # fmt: skip
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
-        rows = self.world.post_rows(np.array([c.post_id for c in cands], np.int64))  # [N]
+    def hydrate(self, queries: Sequence[FeedQuery], cands: Cands) -> dict[str, object]:
+        rows = self.world.post_rows(cands.get("post_id"))  # [N]
+        known = rows >= 0
         safe = np.maximum(rows, 0)
         p = self.world.posts
-        cols = {f: p[f][safe].tolist() for f in self._COPIED}
-        authors = p["author_id"][safe].tolist()
+        out: dict[str, object] = {  # a missing post keeps what it had
+            f: np.where(known, p[f][safe], cands.get(f)) for f in self._COPIED
+        }
+        authors = cands.get("author_id")
+        out["author_id"] = np.where(known & (authors == 0), p["author_id"][safe], authors)
         # the root's author, for candidates whose ancestors are (parent, root)
-        roots = np.array([c.ancestors[1] if len(c.ancestors) == 2 else 0 for c in cands], np.int64)
+        anc = cands.get("ancestors")
+        roots = np.fromiter((a[1] if len(a) == 2 else 0 for a in anc), np.int64, len(anc))
         root_rows = self.world.post_rows(roots)
-        root_users = np.where(root_rows >= 0, p["author_id"][np.maximum(root_rows, 0)], 0).tolist()
-        known = (rows >= 0).tolist()
+        root_users = np.where(root_rows >= 0, p["author_id"][np.maximum(root_rows, 0)], 0)
         text = self.world.text
-        out = {
-            "author_id": [c.author_id or a for c, a in zip(cands, authors, strict=True)],
-            "text": [text[r] or "" if k else "" for r, k in zip(rows.tolist(), known, strict=True)],
-            "ancestor_users": [tuple(x for x in (p, r) if x) for p, r in
-                               zip(cols["in_reply_to_user_id"], root_users, strict=True)],
-            "core_hydrated": known,
-            **cols,
-        }  # fmt: skip
-        missing = [i for i, k in enumerate(known) if not k]
-        for f in ("author_id", *self._COPIED, "ancestor_users"):  # missing post: kept as is
-            for i in missing:
-                out[f][i] = getattr(cands[i], f)
+        out["text"] = object_array([text[r] or "" if k else "" for r, k in
+                                    zip(rows.tolist(), known.tolist(), strict=True)])  # fmt: skip
+        parents = out["in_reply_to_user_id"].tolist()
+        users = [
+            tuple(x for x in pair if x) for pair in zip(parents, root_users.tolist(), strict=True)
+        ]
+        old = cands.get("ancestor_users")
+        out["ancestor_users"] = object_array(
+            [u if k else o for u, k, o in zip(users, known.tolist(), old, strict=True)]
+        )
+        out["core_hydrated"] = known
         return out
 
 
@@ -89,18 +97,17 @@ class MediaHydrator(StageDefaults):
     world: WorldData
     fields = ("has_media", "video_duration_ms")
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
-        source = _world_column(self.world, cands, "source_post_id")
-        ids = np.where(source != 0, source, [c.post_id for c in cands])
-        rows = self.world.post_rows(ids.astype(np.int64))  # [N]
-        known = (rows >= 0).tolist()
-        media = self.world.has_media[np.maximum(rows, 0)].tolist()
-        video = self.world.posts["video_duration_ms"][np.maximum(rows, 0)].tolist()
+    def hydrate(self, queries: Sequence[FeedQuery], cands: Cands) -> dict[str, object]:
+        post = cands.get("post_id")
+        source = _world_column(self.world, post, "source_post_id")
+        rows = self.world.post_rows(np.where(source != 0, source, post))  # [N]
+        known = rows >= 0
+        safe = np.maximum(rows, 0)
+        video = self.world.posts["video_duration_ms"][safe]
         return {
-            "has_media": [bool(m) if k else None for k, m in zip(known, media, strict=True)],
-            "video_duration_ms": [v if k and v > 0 else None
-                                  for k, v in zip(known, video, strict=True)],
-        }  # fmt: skip
+            "has_media": _masked(self.world.has_media[safe].astype(bool), ~known),
+            "video_duration_ms": _masked(video, ~(known & (video > 0))),
+        }
 
 
 @dataclasses.dataclass
@@ -108,11 +115,10 @@ class SubscriptionHydrator(StageDefaults):
     world: WorldData
     fields = ("subscription_author_id",)
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
-        rows = self.world.post_rows(np.array([c.post_id for c in cands], np.int64))  # [N]
-        only = ((rows >= 0) & self.world.subscription_only[np.maximum(rows, 0)]).tolist()
-        return {"subscription_author_id": [c.author_id if o else None
-                                           for c, o in zip(cands, only, strict=True)]}  # fmt: skip
+    def hydrate(self, queries: Sequence[FeedQuery], cands: Cands) -> dict[str, object]:
+        rows = self.world.post_rows(cands.get("post_id"))  # [N]
+        only = (rows >= 0) & self.world.subscription_only[np.maximum(rows, 0)]
+        return {"subscription_author_id": _masked(cands.get("author_id"), ~only)}
 
 
 @dataclasses.dataclass
@@ -122,13 +128,16 @@ class AuthorHydrator(StageDefaults):
     world: WorldData
     fields = ("author_follower_count", "author_nsfw")
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
-        rows = self.world.user_rows(np.array([c.author_id for c in cands], np.int64))  # [N]
-        followers, nsfw = self.world.users["follower_count"], self.world.users["is_nsfw"]
-        rows = rows.tolist()
+    def hydrate(self, queries: Sequence[FeedQuery], cands: Cands) -> dict[str, object]:
+        rows = self.world.user_rows(cands.get("author_id"))  # [N]
+        unknown, safe = rows < 0, np.maximum(rows, 0)
+        followers, nsfw = (
+            self.world.user_column("follower_count"),
+            self.world.user_column("is_nsfw"),
+        )
         return {
-            "author_follower_count": [followers[i] if i >= 0 else None for i in rows],
-            "author_nsfw": [bool(nsfw[i]) if i >= 0 else None for i in rows],
+            "author_follower_count": _masked(followers[safe], unknown),
+            "author_nsfw": _masked(nsfw[safe].astype(bool), unknown),
         }
 
 
@@ -141,22 +150,21 @@ class SocialContextHydrator(StageDefaults):
     fields = ("author_blocks_viewer", "quoted_author_blocks_viewer", "author_follows_viewer",
               "is_mutual_follow_author")  # fmt: skip
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
-        v = query.user_id
-        authors = np.array([c.author_id for c in cands], np.int64)  # [N]
-        quoted = _world_column(self.world, cands, "quoted_user_id")  # as upstream's QuoteHydrator
-        now = query.now_ms
-        blocks = self.world.has_edge(authors, v, "block", now).tolist()
-        q_blocks = self.world.has_edge(quoted, v, "block", now).tolist()
-        follows_me = self.world.has_edge(authors, v, "follow", now)
-        mutual = (follows_me & np.isin(authors, np.asarray(query.followed_ids, np.int64))).tolist()
+    def hydrate(self, queries: Sequence[FeedQuery], cands: Cands) -> dict[str, object]:
+        viewer = per_row(queries, cands.req, "user_id")  # [N]
+        authors = cands.get("author_id")  # [N]
+        quoted = _world_column(self.world, cands.get("post_id"), "quoted_user_id")  # as upstream
+        now = per_row(queries, cands.req, "now_ms")  # edges made up to the request time
+        blocks = self.world.has_edges(authors, viewer, "block", now)
+        q_blocks = self.world.has_edges(quoted, viewer, "block", now)
+        follows_me = self.world.has_edges(authors, viewer, "follow", now)
+        mutual = follows_me & member(queries, "followed_ids", cands.req, authors)
         return {
             "author_blocks_viewer": blocks,
-            "quoted_author_blocks_viewer": [qb if q else None for qb, q in
-                                            zip(q_blocks, quoted.tolist(), strict=True)],
-            "author_follows_viewer": follows_me.tolist(),
+            "quoted_author_blocks_viewer": _masked(q_blocks, quoted == 0),
+            "author_follows_viewer": follows_me,
             "is_mutual_follow_author": mutual,
-        }  # fmt: skip
+        }
 
 
 @dataclasses.dataclass
@@ -172,14 +180,19 @@ class EngagementCountsHydrator(StageDefaults):
         "quote_count": A.SERVER_TWEET_QUOTE,
     }
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> dict[str, list]:
-        counts = self.world.activity.counts(query.now_ms, {f: int(a) for f, a in
-                                                           self._ACTIONS.items()})  # fmt: skip
-        rows = self.world.post_rows(np.array([c.original_post_id for c in cands], np.int64))
+    def hydrate(self, queries: Sequence[FeedQuery], cands: Cands) -> dict[str, object]:
+        src = cands.get("source_post_id")
+        rows = self.world.post_rows(np.where(src != 0, src, cands.get("post_id")))
         known = rows >= 0
         safe = np.maximum(rows, 0)
-        out = {f: np.where(known, counts[f][safe], 0).tolist() for f in self._ACTIONS}
-        out["view_count"] = np.where(known, counts["views"][safe], 0).tolist()
+        now = per_row(queries, cands.req, "now_ms")
+        out = {f: np.zeros(len(cands), np.int64) for f in self.fields}
+        for t in np.unique(now).tolist():  # one set of counts per request time
+            counts = self.world.activity.counts(t, {f: int(a) for f, a in self._ACTIONS.items()})
+            at = now == t
+            for f in self._ACTIONS:
+                out[f][at] = np.where(known, counts[f][safe], 0)[at]
+            out["view_count"][at] = np.where(known, counts["views"][safe], 0)[at]
         return out
 
 
@@ -193,33 +206,41 @@ class VisibilityHydrator(StageDefaults):
     fields = ("labels", "deleted", "visibility_reason", "drop_ancillary")
     DROP_LABELS = ("spam", "violence", "gore")
 
-    def _verdict(
-        self, post_id: int, in_network: bool | None, now_ms: int
-    ) -> tuple[tuple[str, ...], bool, str | None]:
-        row = self.world.post_rows(np.array([post_id]))[0]
-        labels = self.world.labels[row] if row >= 0 else ()
-        deleted = self.world.delete_ms.get(post_id, np.inf) <= now_ms
-        reason = None
-        if deleted:
-            reason = "deleted"
-        elif any(lbl in self.DROP_LABELS for lbl in labels):
-            reason = next(lbl for lbl in labels if lbl in self.DROP_LABELS)
-        elif "nsfw" in labels and in_network is not True:
-            reason = "nsfw"
-        return labels, deleted, reason
+    def _verdicts(
+        self, post_ids: np.ndarray, in_network: np.ndarray, now_ms: np.ndarray
+    ) -> tuple[list[tuple[str, ...]], np.ndarray, list[str | None]]:
+        """Labels, deleted and the drop reason (None: visible) of each post."""
+        rows = self.world.post_rows(post_ids)
+        labels = [self.world.labels[r] if r >= 0 else () for r in rows.tolist()]
+        deleted = self.world.deleted_before(post_ids, now_ms)
+        reasons: list[str | None] = []
+        for lab, gone, inn in zip(labels, deleted.tolist(), in_network.tolist(), strict=True):
+            reason = None
+            if gone:
+                reason = "deleted"
+            elif lab and any(x in self.DROP_LABELS for x in lab):
+                reason = next(x for x in lab if x in self.DROP_LABELS)
+            elif lab and "nsfw" in lab and not inn:
+                reason = "nsfw"
+            reasons.append(reason)
+        return labels, deleted, reasons
 
-    def hydrate(self, query: FeedQuery, cands: Sequence[PostCandidate]) -> list[PostCandidate]:
-        out = []
-        for c in cands:
-            labels, deleted, reason = self._verdict(c.post_id, c.in_network, query.now_ms)
-            related = [c.quoted_post_id, c.source_post_id, *c.ancestors]
-            ancillary = any(self._verdict(x, c.in_network, query.now_ms)[2] for x in related if x)
-            out.append(
-                c.evolve(
-                    labels=labels,
-                    deleted=deleted,
-                    visibility_reason=reason,
-                    drop_ancillary=ancillary,
-                )
-            )
-        return out
+    def hydrate(self, queries: Sequence[FeedQuery], cands: Cands) -> dict[str, object]:
+        now = per_row(queries, cands.req, "now_ms")
+        inn = cands.is_true("in_network")
+        labels, deleted, reasons = self._verdicts(cands.get("post_id"), inn, now)
+        related = [(i, x) for i, (q, s, anc) in enumerate(zip(
+            cands.get("quoted_post_id").tolist(), cands.get("source_post_id").tolist(),
+            cands.get("ancestors"), strict=True)) for x in (q, s, *anc) if x]  # fmt: skip
+        ancillary = np.zeros(len(cands), bool)
+        if related:
+            owner = np.array([i for i, _ in related], np.int64)
+            ids = np.array([x for _, x in related], np.int64)
+            _, _, why = self._verdicts(ids, inn[owner], now[owner])
+            ancillary[owner[[w is not None for w in why]]] = True
+        return {
+            "labels": object_array(labels),
+            "deleted": deleted,
+            "visibility_reason": reasons,
+            "drop_ancillary": ancillary,
+        }

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
-from pipeline.framework import SelectResult, StageDefaults
+import numpy as np
+
+from pipeline.columns import Cands, rank_within
+from pipeline.framework import StageDefaults
 
 
 def sort_key(c) -> tuple[int, float, int]:
+    """The order of one candidate object (the same order `select` applies to columns)."""
     s = c.score
     finite = s is not None and math.isfinite(s)
     return (0 if finite else 1, -s if finite else 0.0, -c.post_id)
@@ -17,7 +22,10 @@ def sort_key(c) -> tuple[int, float, int]:
 
 @dataclasses.dataclass
 class TopKScoreSelector(StageDefaults):
-    def select(self, query, candidates: list) -> SelectResult:
-        ranked = sorted(candidates, key=sort_key)
-        k = query.params.top_k
-        return SelectResult(ranked[:k], ranked[k:])
+    def select(self, queries: Sequence, cands: Cands) -> tuple[np.ndarray, np.ndarray]:
+        s = cands.get("score")
+        finite = ~cands.null("score") & np.isfinite(s)
+        order = np.lexsort((-cands.get("post_id"), np.where(finite, -s, 0.0), ~finite, cands.req))
+        pos = rank_within(cands.req, order)[order]
+        k = np.array([q.params.top_k for q in queries] + [0], np.int64)[cands.req[order]]
+        return order[pos < k], order[pos >= k]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from checkpoints.corpus import Corpus, load_corpus
-from pipeline.candidates import PostCandidate
+from pipeline.columns import Cands, object_array
 from pipeline.framework import StageDefaults
 from pipeline.hydrators import SNOWFLAKE_EPOCH_MS
 from pipeline.query import FeedQuery
@@ -50,38 +51,57 @@ def thunder_store(snapshot: str | None, world: str, now_ms: int) -> ThunderStore
 class ThunderSource(StageDefaults):
     """In-network posts of followed accounts, minus seen ids, newest first (≤ 1,200)."""
 
-    def get_candidates(self, query: FeedQuery) -> list[PostCandidate]:
-        r = query.resources
-        store = thunder_store(r.snapshot, r.world, query.now_ms)
-        request = InNetworkRequest(
-            query.user_id,
-            np.asarray(query.followed_ids, np.int64),
-            np.asarray(query.seen_ids, np.int64),
-            max_results=query.params.thunder_max_results,
+    def get_candidates(self, queries: Sequence[FeedQuery], reqs: np.ndarray) -> Cands:
+        rows, req, stores = [], [], set()
+        for r in reqs.tolist():
+            q = queries[r]
+            store = thunder_store(q.resources.snapshot, q.resources.world, q.now_ms)
+            stores.add(id(store))
+            request = InNetworkRequest(
+                q.user_id,
+                np.asarray(q.followed_ids, np.int64),
+                np.asarray(q.seen_ids, np.int64),
+                max_results=q.params.thunder_max_results,
+            )
+            got = in_network_posts(store, request)  # [K] store rows
+            rows.append(got)
+            req.append(np.full(len(got), r, np.int64))
+        if len(stores) > 1:
+            raise ValueError("a batch must share one Thunder store (same world, snapshot, time)")
+        rows = np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)
+        req = np.concatenate(req) if req else np.zeros(0, np.int64)
+        p = store.posts if reqs.size else {}
+        col = (
+            {k: np.asarray(p[k][rows], np.int64) for k in _THUNDER_INT}
+            if reqs.size
+            else {k: np.zeros(0, np.int64) for k in _THUNDER_INT}
         )
-        rows = in_network_posts(store, request)
-        p = store.posts
-        out = []
-        for row in rows.tolist():
-            reply_to, conv = int(p["in_reply_to_post_id"][row]), int(p["conversation_id"][row])
-            ancestors = tuple(x for x in (reply_to, conv if conv != reply_to else 0) if x)
-            out.append(PostCandidate(
-                post_id=int(p["post_id"][row]), author_id=int(p["author_id"][row]),
-                created_ms=int(p["created_ms"][row]), source="thunder",
-                in_reply_to_post_id=reply_to,
-                in_reply_to_user_id=int(p["in_reply_to_user_id"][row]),
-                conversation_id=conv, source_post_id=int(p["source_post_id"][row]),
-                source_user_id=int(p["source_user_id"][row]), ancestors=ancestors,
-                has_video=bool(p["has_video"][row]),
-            ))  # fmt: skip
-        return out
+        reply_to, conv = col["in_reply_to_post_id"], col["conversation_id"]
+        root = np.where(conv != reply_to, conv, 0)
+        ancestors = [tuple(x for x in pair if x)
+                     for pair in zip(reply_to.tolist(), root.tolist(), strict=True)]  # fmt: skip
+        has_video = np.asarray(p["has_video"][rows], bool) if reqs.size else np.zeros(0, bool)
+        return Cands(req).with_columns({
+            **col, "source": object_array(["thunder"] * len(rows)),
+            "ancestors": object_array(ancestors), "has_video": has_video,
+        })  # fmt: skip
+
+
+_THUNDER_INT = (
+    "post_id", "author_id", "created_ms", "in_reply_to_post_id", "in_reply_to_user_id",
+    "conversation_id", "source_post_id", "source_user_id",
+)  # fmt: skip
+
+
+USERS_PER_CALL = 64  # users per user-tower call and per retrieval product (fixed shapes)
 
 
 @dataclasses.dataclass
 class PhoenixRetrievalSource(StageDefaults):
     """Out-of-network posts: the user tower over the query's sequence, dot-product top-K over the
     corpus (≤ 1,000), posts created after the request time excluded. Off for in-network-only
-    viewers. Ancestors stay empty (as upstream)."""
+    viewers. Ancestors stay empty (as upstream). One user-tower call and one matmul + top-K per
+    block of users (per request time)."""
 
     retriever: Retriever
     corpus: Corpus
@@ -90,24 +110,43 @@ class PhoenixRetrievalSource(StageDefaults):
     def enable(self, query: FeedQuery) -> bool:
         return not query.in_network_only
 
-    def get_candidates(self, query: FeedQuery) -> list[PostCandidate]:
+    def get_candidates(self, queries: Sequence[FeedQuery], reqs: np.ndarray) -> Cands:
         from phoenix.search import search  # noqa: PLC0415 (JAX only where retrieval runs)
 
         cfg = self.retriever.config
-        history = query.user_history(cfg.num_actions, cfg.history_seq_len)
-        rep, _ = self.retriever.encode_user(history)  # [D]
-        rows = live_rows(self.corpus, self.world, query.now_ms)  # [M] or None (all)
-        emb = self.corpus.embeddings if rows is None else self.corpus.embeddings[rows]
-        idx, top = search(rep[None], emb, query.params.retrieval_max_results)
-        idx, top = idx[0], top[0]  # [K]
-        if rows is not None:
-            idx = rows[idx]
-        return [
-            PostCandidate(post_id=int(self.corpus.post_ids[i]),
-                          author_id=int(self.corpus.author_ids[i]),
-                          source="phoenix_retrieval", retrieval_score=float(s))
-            for i, s in zip(idx.tolist(), top.tolist(), strict=True)
-        ]  # fmt: skip
+        histories = [queries[r].user_history(cfg.num_actions, cfg.history_seq_len)
+                     for r in reqs.tolist()]  # fmt: skip
+        reps = self.retriever.encode_users(histories, USERS_PER_CALL)  # [U, D]
+        ks = {queries[r].params.retrieval_max_results for r in reqs.tolist()}
+        k = min(max(ks) if ks else 0, len(self.corpus.post_ids))
+        idx = np.zeros((len(reps), k), np.int64)
+        top = np.zeros((len(reps), k), np.float32)
+        now = np.array([queries[r].now_ms for r in reqs.tolist()], np.int64)
+        for t in np.unique(now).tolist():
+            rows = live_rows(self.corpus, self.world, t)  # [M] or None (all)
+            emb = self.corpus.embeddings if rows is None else self.corpus.embeddings[rows]
+            at = np.flatnonzero(now == t)
+            kt = min(k, len(emb))
+            for a in range(0, len(at), USERS_PER_CALL):  # one fixed-shape product per block,
+                part = at[a : a + USERS_PER_CALL]  # so a user's scores are the same bits in
+                block = np.zeros((USERS_PER_CALL, reps.shape[1]), np.float32)  # any batch
+                block[: len(part)] = reps[part]
+                i, s = search(block, emb, kt)  # [USERS_PER_CALL, kt]
+                i = i[: len(part)] if rows is None else rows[i[: len(part)]]
+                idx[part, :kt], top[part, :kt] = i, s[: len(part)]
+            k = min(k, kt)
+        kk = min(k, len(self.corpus.post_ids))
+        take = np.array([min(queries[r].params.retrieval_max_results, kk) for r in reqs.tolist()],
+                        np.int64)  # fmt: skip
+        keep = np.arange(idx.shape[1])[None, :] < take[:, None]  # [U, K]
+        idx, top = idx[keep], top[keep]  # row-major: grouped by user, best first
+        req = np.repeat(reqs.astype(np.int64), take)
+        return Cands(req).with_columns({
+            "post_id": np.asarray(self.corpus.post_ids[idx], np.int64),
+            "author_id": np.asarray(self.corpus.author_ids[idx], np.int64),
+            "source": object_array(["phoenix_retrieval"] * len(idx)),
+            "retrieval_score": top.astype(np.float32).astype(np.float64),
+        })  # fmt: skip
 
 
 def live_rows(corpus: Corpus, world: WorldData, now_ms: int) -> np.ndarray | None:

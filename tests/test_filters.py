@@ -25,6 +25,7 @@ from filters import (
 )
 from filters.muted_keywords import matches
 from pipeline.candidates import PostCandidate
+from pipeline.columns import Cands
 from pipeline.params import FeedParams
 from pipeline.query import FeedQuery, Resources
 
@@ -44,16 +45,25 @@ def query(**kw) -> FeedQuery:
     return FeedQuery(user_id=1, now_ms=NOW, resources=Resources("w", "c"), **kw)
 
 
+def run_filter(f, q, cands: list[PostCandidate]):
+    """A filter over one request's candidate objects: (kept, [(removed, reason)])."""
+    res = f.filter([q], Cands.from_candidates(cands))
+    return ([cands[i] for i in res.kept],
+            [(cands[i], why) for i, why in zip(res.removed, res.reasons, strict=True)])  # fmt: skip
+
+
 def kept(f, cands, q=None) -> list[int]:
-    return [c.post_id for c in f.filter(q or query(), cands).kept]
+    return [c.post_id for c in run_filter(f, q or query(), cands)[0]]
 
 
 def test_drop_duplicates_keeps_the_first():
-    res = DropDuplicatesFilter().filter(
-        query(), [cand(1, source="thunder"), cand(2), cand(1, source="phoenix_retrieval")]
+    res_kept, removed = run_filter(
+        DropDuplicatesFilter(),
+        query(),
+        [cand(1, source="thunder"), cand(2), cand(1, source="phoenix_retrieval")],
     )
-    assert [c.source for c in res.kept] == ["thunder", ""]
-    assert res.removed[0][1] == "duplicate post id"
+    assert [c.source for c in res_kept] == ["thunder", ""]
+    assert removed[0][1] == "duplicate post id"
 
 
 def test_core_data_removes_author_zero():
@@ -157,6 +167,6 @@ def test_dedup_conversation_keeps_the_best_per_conversation():
         cand(12, score=0.95, ancestors=(3,)),  # higher score replaces 10 in its slot
         cand(13, score=0.5),
     ]
-    res = DedupConversationFilter().filter(query(), cands)
-    assert [c.post_id for c in res.kept] == [12, 11, 13]
-    assert sorted(c.post_id for c, _ in res.removed) == [10, 20]
+    res_kept, removed = run_filter(DedupConversationFilter(), query(), cands)
+    assert [c.post_id for c in res_kept] == [12, 11, 13]
+    assert sorted(c.post_id for c, _ in removed) == [10, 20]

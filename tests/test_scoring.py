@@ -5,24 +5,57 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline import scorers
 from pipeline.candidates import PostCandidate
+from pipeline.columns import Cands
 from pipeline.framework import CandidatePipeline, PipelineError, StageDefaults
 from pipeline.params import HEADS, FeedParams, ParamsError, load_params
 from pipeline.scorers import (
-    AuthorDiversityScorer,
-    NewAuthorBoostScorer,
-    OONScorer,
-    WeightedScorer,
     diversity_multiplier,
     offset_score,
     weighted_parts,
 )
 from pipeline.selector import TopKScoreSelector
 from tests.test_filters import cand, query
+
+
+class _Run:
+    """A scorer or selector over one request's candidate objects."""
+
+    def __init__(self, component):
+        self.c = component
+
+    def score(self, q, cands):
+        cols = Cands.from_candidates(cands)
+        return cols.with_columns(self.c.score([q], cols)).to_candidates()
+
+    def select(self, q, cands):
+        sel, rest = self.c.select([q], Cands.from_candidates(cands))
+        return [cands[i] for i in sel], [cands[i] for i in rest]
+
+    def enable(self, q):
+        return self.c.enable(q)
+
+
+def WeightedScorer():  # noqa: N802 - stands in for the class in these tests
+    return _Run(scorers.WeightedScorer())
+
+
+def AuthorDiversityScorer():  # noqa: N802
+    return _Run(scorers.AuthorDiversityScorer())
+
+
+def OONScorer():  # noqa: N802
+    return _Run(scorers.OONScorer())
+
+
+def NewAuthorBoostScorer():  # noqa: N802
+    return _Run(scorers.NewAuthorBoostScorer())
 
 
 def test_default_weight_sums_match_production():
@@ -134,14 +167,14 @@ finite_or_not = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.non
 def test_selector_sinks_non_finite_scores_and_breaks_ties_by_post_id(items):
     cands = [PostCandidate(post_id=p, author_id=1, score=s) for p, s in items]
     q = query(params=dataclasses.replace(FeedParams(), top_k=10))
-    res = TopKScoreSelector().select(q, cands)
-    ranked = res.selected + res.non_selected
+    selected, non_selected = _Run(TopKScoreSelector()).select(q, cands)
+    ranked = selected + non_selected
     assert sorted(c.post_id for c in ranked) == sorted(p for p, _ in items)
     finite = [c for c in ranked if c.score is not None and math.isfinite(c.score)]
     assert ranked[: len(finite)] == finite  # every finite score before any non-finite one
     for a, b in zip(finite, finite[1:], strict=False):
         assert a.score > b.score or (a.score == b.score and a.post_id > b.post_id)
-    assert len(res.selected) == min(10, len(cands))
+    assert len(selected) == min(10, len(cands))
 
 
 def test_weights_file_overrides_and_rejects_bad_input(tmp_path):
@@ -171,98 +204,116 @@ class ListSource(StageDefaults):
     def name(self):
         return f"ListSource:{self.tag}"
 
-    def get_candidates(self, q):
-        return [cand(i, source=self.tag) for i in self.ids]
+    def get_candidates(self, queries, reqs):
+        return Cands.concat([Cands.from_candidates([cand(i, source=self.tag) for i in self.ids],
+                                                   req=r) for r in reqs.tolist()])  # fmt: skip
 
 
 class Boom(StageDefaults):
-    def get_candidates(self, q):
+    def get_candidates(self, queries, reqs):
         raise RuntimeError("source down")
 
-    def score(self, q, cands):
+    def score(self, queries, cands):
         raise RuntimeError("scorer down")
 
 
 class DropOne(StageDefaults):
-    def score(self, q, cands):
-        return list(cands)[1:]
+    def score(self, queries, cands):
+        return {"score": cands.get("score")[1:]}
 
 
 class Doubler(StageDefaults):
-    def score(self, q, cands):
-        return [dataclasses.replace(c, score=(c.score or 1.0) * 2) for c in cands]
+    def score(self, queries, cands):
+        s = cands.get("score")
+        return {"score": np.where(cands.null("score"), 1.0, s) * 2}
+
+
+def _run(pipe):
+    return pipe.execute([query()]).request(0)
 
 
 def test_runner_concatenates_sources_in_declaration_order_and_runs_scorers_in_sequence():
     pipe = CandidatePipeline(sources=[ListSource([1, 2], "a"), ListSource([3], "b")],
                              scorers=[Doubler(), Doubler()])  # fmt: skip
-    res = pipe.execute(query())
+    res = _run(pipe)
     assert [c.post_id for c in res.retrieved] == [1, 2, 3]
     assert [c.score for c in res.scored] == [4.0, 4.0, 4.0]
     assert "source:ListSource:a" in res.timings_ms and "total" in res.timings_ms
 
 
+def test_runner_keeps_each_request_apart_in_a_batch():
+    pipe = CandidatePipeline(sources=[ListSource([1, 2], "a")], scorers=[Doubler()])
+    res = pipe.execute([query(), dataclasses.replace(query(), user_id=2)])
+    assert res.retrieved.req.tolist() == [0, 0, 1, 1]
+    assert [c.post_id for c in res.request(1).scored] == [1, 2]
+    assert res.counts[1]["source:ListSource:a"] == 2
+
+
 def test_fail_fast_by_default_and_fail_open_when_lenient():
     pipe = CandidatePipeline(sources=[ListSource([1], "a"), Boom()])
     with pytest.raises(PipelineError, match="stage=source component=Boom failed: source down"):
-        pipe.execute(query())
+        _run(pipe)
     pipe.lenient = True
-    res = pipe.execute(query())
+    res = _run(pipe)
     assert [c.post_id for c in res.retrieved] == [1] and "source down" in res.errors[0]
 
 
 def test_scorer_length_mismatch_is_an_error_for_that_scorer():
     pipe = CandidatePipeline(sources=[ListSource([1, 2], "a")], scorers=[DropOne(), Doubler()])
     with pytest.raises(PipelineError, match="length_mismatch"):
-        pipe.execute(query())
+        _run(pipe)
     pipe.lenient = True
-    res = pipe.execute(query())
+    res = _run(pipe)
     assert [c.score for c in res.scored] == [2.0, 2.0]  # the bad scorer's output was not applied
 
 
 class FavColumns(StageDefaults):
-    """Hydrates in column form."""
-
     fields = ("fav_count",)
 
-    def hydrate(self, q, cands):
-        return {"fav_count": [c.post_id * 10 for c in cands]}
+    def hydrate(self, queries, cands):
+        return {"fav_count": cands.get("post_id") * 10}
 
 
-class ViewObjects(StageDefaults):
-    """Hydrates in candidate form, and tries to write a field it does not own."""
+class ViewColumns(StageDefaults):
+    """Hydrates a nullable field from a list (None = null)."""
 
     fields = ("view_count",)
 
-    def hydrate(self, q, cands):
-        return [c.evolve(view_count=7, fav_count=-1) for c in cands]
+    def hydrate(self, queries, cands):
+        return {"view_count": [7 if x == 1 else None for x in cands.get("post_id").tolist()]}
 
 
 class Overreach(StageDefaults):
     fields = ("fav_count",)
 
-    def hydrate(self, q, cands):
-        return {"fav_count": [1] * len(cands), "score": [9.0] * len(cands)}
+    def hydrate(self, queries, cands):
+        return {"fav_count": np.ones(len(cands), np.int64), "score": np.full(len(cands), 9.0)}
 
 
-def test_hydrators_merge_only_owned_fields_in_either_output_form():
+def test_hydrators_merge_only_owned_fields():
     pipe = CandidatePipeline(sources=[ListSource([1, 2], "a")],
-                             hydrators=[FavColumns(), ViewObjects()])  # fmt: skip
-    res = pipe.execute(query())
-    assert [(c.fav_count, c.view_count) for c in res.retrieved] == [(10, 7), (20, 7)]
+                             hydrators=[FavColumns(), ViewColumns()])  # fmt: skip
+    res = _run(pipe)
+    assert [(c.fav_count, c.view_count) for c in res.retrieved] == [(10, 7), (20, None)]
     assert [c.source for c in res.retrieved] == ["a", "a"]  # untouched fields survive
 
 
 def test_column_hydrator_with_foreign_fields_or_wrong_length_fails():
     pipe = CandidatePipeline(sources=[ListSource([1, 2], "a")], hydrators=[Overreach()])
     with pytest.raises(PipelineError, match="does not own: score"):
-        pipe.execute(query())
+        _run(pipe)
     short = FavColumns()
-    short.hydrate = lambda q, cands: {"fav_count": [1]}
+    short.hydrate = lambda queries, cands: {"fav_count": np.ones(1, np.int64)}
     pipe = CandidatePipeline(sources=[ListSource([1, 2], "a")], hydrators=[short], lenient=True)
-    res = pipe.execute(query())
+    res = _run(pipe)
     assert [c.fav_count for c in res.retrieved] == [None, None]
     assert any("length_mismatch" in e for e in res.errors)
+
+
+def test_columns_round_trip_candidate_objects():
+    cs = [cand(1, in_network=False, ancestors=(3, 4), probs={"favorite": 0.5}, score=1.5),
+          cand(2, text="x", labels=("spam",), view_count=0)]  # fmt: skip
+    assert Cands.from_candidates(cs).to_candidates() == cs
 
 
 def test_evolve_copies_and_checks_field_names():

@@ -99,16 +99,59 @@ class WorldData:
             return dst[lo:hi]
         return dst[lo:hi][created[lo:hi] <= until_ms]
 
-    def has_edge(
-        self, src_ids: np.ndarray, dst_id: int, kind: str, until_ms: int | None = None
+    def user_column(self, name: str) -> np.ndarray:
+        """A users column as a numpy array by user row (nulls as 0 / False)."""
+        cache = self.__dict__.setdefault("_user_arrays", {})
+        if name not in cache:
+            cache[name] = np.array([x or 0 for x in self.users[name]])
+        return cache[name]
+
+    def has_edges(
+        self,
+        src_ids: np.ndarray,
+        dst_ids: np.ndarray,
+        kind: str,
+        until_ms: np.ndarray | None = None,
     ) -> np.ndarray:
-        """For each src: does src have an edge of `kind` to dst_id (created at or before
-        `until_ms` when given)?"""
+        """For each i: does src_ids[i] have an edge of `kind` to dst_ids[i] (created at or
+        before until_ms[i] when given)?"""
         src, dst, created = self.edges[kind]
-        mask = dst == dst_id
+        a, b = np.asarray(src_ids, np.int64), np.asarray(dst_ids, np.int64)
+        if not len(a) or not len(src):
+            return np.zeros(len(a), bool)
+        near = np.isin(dst, b)  # only edges into the wanted destinations matter
+        s, d, t = src[near].astype(np.int64), dst[near].astype(np.int64), created[near]
+        if not len(s):
+            return np.zeros(len(a), bool)
+        _, ia = np.unique(np.r_[a, s], return_inverse=True)
+        ub, ib = np.unique(np.r_[b, d], return_inverse=True)
+        keys = ia.astype(np.int64) * len(ub) + ib
+        want, have = keys[: len(a)], keys[len(a) :]
+        order = np.lexsort((t, have))  # by pair, oldest first
+        have, t = have[order], t[order]
+        first = np.r_[True, have[1:] != have[:-1]]
+        have, t = have[first], t[first]  # each pair's first edge
+        pos = np.minimum(np.searchsorted(have, want), len(have) - 1)
+        hit = have[pos] == want
         if until_ms is not None:
-            mask &= created <= until_ms
-        return np.isin(np.asarray(src_ids, np.int64), src[mask])
+            hit &= t[pos] <= np.asarray(until_ms, np.int64)
+        return hit
+
+    def deleted_before(self, post_ids: np.ndarray, now_ms: np.ndarray) -> np.ndarray:
+        """For each post: was it deleted at or before now_ms[i]?"""
+        if "_delete_ids" not in self.__dict__:
+            ids = np.array(sorted(self.delete_ms), np.int64)
+            self._delete_ids = ids
+            self._delete_at = np.array([self.delete_ms[int(x)] for x in ids], np.int64)
+        rows = _rows(self._delete_ids, post_ids)
+        at = np.where(rows >= 0, self._delete_at[np.maximum(rows, 0)], np.iinfo(np.int64).max)
+        return (rows >= 0) & (at <= np.asarray(now_ms, np.int64))
+
+    def has_edge(self, src_ids: np.ndarray, dst_id: int, kind: str) -> np.ndarray:
+        """For each src: does src have an edge of `kind` to dst_id?"""
+        src, dst = self.edges[kind]
+        hit = src[dst == dst_id]
+        return np.isin(np.asarray(src_ids, np.int64), hit)
 
 
 def _rows(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:

@@ -139,7 +139,15 @@ def _stage_times(timings: dict[str, float]) -> dict[str, float]:
 
 
 def rank(
-    user: UserOpt,
+    user: Annotated[int | None, typer.Option("--user", help="Viewer user id.")] = None,
+    users: Annotated[
+        str | None,
+        typer.Option(
+            "--users",
+            help="A population run: all, ID,ID,… or a FILE (text or "
+            "Parquet with user_id); needs --out DIR.",
+        ),
+    ] = None,
     world: WorldOpt = None,
     checkpoint: CkptOpt = None,
     snapshot: SnapOpt = None,
@@ -150,14 +158,47 @@ def rank(
     lenient: LenientOpt = False,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
-    out_path: OutOpt = None,
+    out_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="--user: write the JSONL here; --users: the dataset directory."
+        ),
+    ] = None,
+    keep: Annotated[
+        str, typer.Option("--keep", help="--users: served (default), scored, or all rows.")
+    ] = "served",
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="--users: this run's slice I/N (hash of id).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="--users: skip the parts already written.")
+    ] = False,
+    engine: Annotated[
+        str, typer.Option("--engine", help="--users: local (default) or ray (Ray Data).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="--engine ray: join this cluster.")
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
-    """The For You feed for one user: a ranked table, or candidate JSONL with --json.
+    """The For You feed for one user (a ranked table, or candidate JSONL with --json), or for a
+    population of users as a Parquet dataset (--users … --out DIR).
 
-    Example: xfeed rank --user 1007 --top-k 20
+    Example: xfeed rank --user 1007 --top-k 20; xfeed rank --users all --out feeds/
     """
     use_device(device)
+    if (user is None) == (users is None):
+        raise InputError("give --user ID or --users all|ID,ID,…|FILE")
+    if users is not None:
+        from xfeed_cli.commands import population
+
+        if force:
+            raise InputError("--force does not apply to --users (use a new --out or --resume)")
+        q = _query(1, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient)
+        population.run(users, out_path, q.resources, q.params,
+                       parse_time_ms(now) if now else None, lenient, keep, shard, resume, engine,
+                       ray_address)  # fmt: skip
+        return
     q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient)
     result = feed.rank(q)
     if as_json or out_path:

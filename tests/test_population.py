@@ -1,0 +1,133 @@
+"""Population runs: `rank --users … --out DIR` equals `rank --user U --json` per user, shards
+partition the users, a killed run resumes to the same dataset, bad input is one error line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import population as pop
+from pipeline.candidates import parse_stream
+from xfeed_cli.main import app
+
+USERS = [1007, 5007, 9007]  # a sample of the bundled world's users
+
+
+def _ok(runner, argv):
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 0, res.output
+    return res.stdout
+
+
+def _dataset(path):
+    return pq.read_table(sorted(path.glob("part-*.parquet"))).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    out = tmp_path_factory.mktemp("feeds") / "all"
+    argv = ["rank", "--users", ",".join(map(str, USERS)), "--out", str(out), "--keep", "all",
+            "--device", "cpu"]  # fmt: skip
+    _ok(CliRunner(), argv)
+    return out
+
+
+def test_population_rows_equal_rank_user_json(population, runner):
+    rows = _dataset(population)
+    for u in USERS:
+        _, cands = parse_stream(_ok(runner, ["rank", "--user", str(u), "--json"]).splitlines())
+        served = sorted((r for r in rows if r["viewer_id"] == u and r["stage"] == "served"),
+                        key=lambda r: r["position"])  # fmt: skip
+        assert [r["post_id"] for r in served] == [c.post_id for c in cands]
+        assert [r["position"] for r in served] == list(range(1, len(cands) + 1))
+        for r, c in zip(served, cands, strict=True):
+            assert r["score"] == pytest.approx(c.score, rel=1e-6, abs=1e-9)
+            assert r["author_id"] == c.author_id and r["in_network"] == c.in_network
+            assert r["p_favorite"] == pytest.approx(c.probs["favorite"], abs=1e-6)
+
+
+def test_keep_all_keeps_every_candidate_with_its_stage_and_reason(population):
+    rows = _dataset(population)
+    assert {r["stage"] for r in rows} >= {"served", "not_selected", "filter"}
+    for r in rows:
+        if r["stage"] in ("filter", "post_selection_filter"):
+            assert r["component"] and r["reason"] and r["position"] is None
+        elif r["stage"] == "not_selected":
+            assert r["score"] is not None and r["position"] is None
+    manifest = json.loads((population / "manifest.json").read_text())
+    assert manifest["arm"] == "for-you" and manifest["counts"]["users"] == len(USERS)
+    assert manifest["counts"]["rows"] == len(rows)
+    assert len(manifest["world"]["sha256"]) == 64 and manifest["checkpoint"]["sha256"]
+    assert manifest["request_ms"] == rows[0]["request_ms"]
+
+
+def test_shards_partition_the_users_deterministically():
+    ids = np.arange(1, 5001, dtype=np.int64) * 1000 + 7
+    shard = pop.shard_of(ids, 4)
+    assert set(np.unique(shard).tolist()) == {0, 1, 2, 3}
+    assert np.array_equal(shard, pop.shard_of(ids.copy(), 4))
+    assert min(np.bincount(shard)) > 1000  # roughly even
+    assert pop.parse_shard("1/4") == (1, 4)
+    for bad in ("4/4", "x", "1/0"):
+        with pytest.raises(pop.PopulationError):
+            pop.parse_shard(bad)
+
+
+def test_killed_run_resumes_to_the_same_dataset(tmp_path, monkeypatch, population):
+    monkeypatch.setattr(pop, "PART_USERS", 1)
+    spec = pop.RunSpec(*_spec_parts())
+    users = np.array(USERS, np.int64)
+    full = tmp_path / "full"
+    pop.run_population(users, spec, full)
+
+    class Kill(Exception):
+        pass
+
+    def kill_after_one(done, total):
+        if done == 1:
+            raise Kill
+
+    part = tmp_path / "part"
+    with pytest.raises(Kill):
+        pop.run_population(users, spec, part, progress=kill_after_one)
+    assert len(list(part.glob("part-*.parquet"))) == 1 and not (part / "manifest.json").exists()
+    assert not [p for p in part.iterdir() if p.name.startswith(".")]  # no partial files
+    with pytest.raises(pop.PopulationError, match="not empty"):
+        pop.run_population(users, spec, part)  # never overwrites without --resume
+    manifest = pop.run_population(users, spec, part, resume=True)
+    assert manifest["time"]["users_skipped_on_resume"] == 1
+    names = sorted(p.name for p in full.glob("part-*"))
+    assert names == sorted(p.name for p in part.glob("part-*")) and len(names) == 3
+    for name in names:
+        assert pq.read_table(full / name).equals(pq.read_table(part / name))
+
+
+def _spec_parts():
+    from pipeline import feed
+
+    r = feed.BUNDLED
+    return r, feed.FeedParams(), pop.request_time(r.world, None), "scored"
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["rank", "--users", "1007,424242", "--out", "{out}"], "not in world"),
+        (["rank", "--users", "1007"], "needs --out"),
+        (["rank", "--users", "1007", "--out", "{out}", "--shard", "3/2"], "0 <= I < N"),
+        (["rank", "--users", "1007", "--out", "{out}", "--keep", "some"], "--keep"),
+        (["rank"], "give --user"),
+    ],
+)
+def test_bad_population_input_is_one_error_line(argv, needle, runner, tmp_path, monkeypatch):
+    monkeypatch.delenv("XFEED_DEBUG", raising=False)
+    argv = [a.replace("{out}", str(tmp_path / "o")) for a in argv]
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 2, res.output
+    errors = [x for x in res.stderr.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0]

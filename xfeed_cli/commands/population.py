@@ -1,0 +1,75 @@
+"""`xfeed rank --users …  --out DIR`: a population run (pipeline/population.py) with a progress
+bar on stderr (users/s and ETA) and a one-line summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from pipeline import population as pop
+from xfeed_cli.console import InputError, err
+
+
+def run(
+    users_spec: str,
+    out_dir: Path | None,
+    resources,
+    params,
+    now_ms: int | None,
+    lenient: bool,
+    keep: str,
+    shard: str | None,
+    resume: bool,
+    engine: str,
+    ray_address: str | None,
+) -> None:
+    """Validate, run with a progress bar, print the summary."""
+    if out_dir is None:
+        raise InputError("--users needs --out DIR (the dataset directory)")
+    if keep not in pop.KEEP:
+        raise InputError(f"--keep must be one of {', '.join(pop.KEEP)}")
+    if engine not in ("local", "ray"):
+        raise InputError("--engine must be local or ray")
+    try:
+        users = pop.resolve_users(users_spec, resources.world)
+        spec = pop.RunSpec(resources, params, pop.request_time(resources.world, now_ms), keep,
+                           pop.parse_shard(shard), lenient)  # fmt: skip
+    except pop.PopulationError as exc:
+        raise InputError(str(exc)) from exc
+    columns = (TextColumn("ranking"), BarColumn(), MofNCompleteColumn(), TextColumn("users"),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("rank", total=None, rate="")
+        import time
+
+        t0 = time.perf_counter()
+
+        def tick(done: int, total: int) -> None:
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            bar.update(task, completed=done, total=total, rate=f"{rate:.1f} users/s")
+
+        try:
+            if engine == "ray":
+                from pipeline.ray_engine import run_population_ray
+
+                manifest = run_population_ray(users, spec, out_dir, resume, ray_address, tick)
+            else:
+                manifest = pop.run_population(users, spec, out_dir, resume, tick)
+        except pop.PopulationError as exc:
+            raise InputError(str(exc)) from exc
+    c, t = manifest["counts"], manifest["time"]
+    err.print(
+        f"{c['users']} users -> {c['served_rows']} served rows ({c['rows']} rows) in "
+        f"{len(manifest['parts'])} part(s) at {out_dir}; {t['elapsed_s']:.1f} s, "
+        f"{t['users_per_s'] or 0:.1f} users/s ({t['users_skipped_on_resume']} resumed)",
+        highlight=False,
+    )
