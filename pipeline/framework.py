@@ -222,19 +222,24 @@ class CandidatePipeline(Generic[Q]):
 
     # ---- stages ------------------------------------------------------------------------
     def hydrate_queries(self, queries: Sequence[Q], result: BatchResult) -> list[Q]:
-        """Each request's query hydrators (concurrently per request; applied in order)."""
-        out = []
-        for query in queries:
-            enabled = [h for h in self.query_hydrators if h.enable(query)]
-            outcomes = self._parallel([lambda h=h, q=query: h.hydrate(q) for h in enabled])
-            for h, (ok, value, took) in zip(enabled, outcomes, strict=True):
-                key = f"query_hydrator:{h.name}"
-                result.timings_ms[key] = result.timings_ms.get(key, 0.0) + took
-                if ok:
-                    query = dataclasses.replace(query, **value)
+        """Each request's query hydrators; the hydrators run concurrently (each over the whole
+        batch, one request after another) and are applied in declaration order per request."""
+        hydrators = list(self.query_hydrators)
+        outcomes = self._parallel([lambda h=h: _each(h, queries) for h in hydrators])
+        out = list(queries)
+        for h, (ok, per_query, took) in zip(hydrators, outcomes, strict=True):
+            key = f"query_hydrator:{h.name}"
+            result.timings_ms[key] = result.timings_ms.get(key, 0.0) + took
+            if not ok:  # _each itself failed: every request failed in this hydrator
+                per_query = [(False, per_query)] * len(queries)
+            for i, outcome in enumerate(per_query):
+                if outcome is None:  # not enabled for this request
+                    continue
+                good, value = outcome
+                if good:
+                    out[i] = dataclasses.replace(out[i], **value)
                 else:
                     self._fail(result, "query_hydrator", h.name, value)
-            out.append(query)
         result.queries = out
         return out
 
@@ -422,6 +427,21 @@ def _pool(max_workers: int) -> ThreadPoolExecutor:
     """One long-lived pool per size: starting threads per stage cost ~10 ms a request.
     Components must not call back into a pipeline stage (that could wait on its own pool)."""
     return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="xfeed-stage")
+
+
+def _each(hydrator, queries: Sequence) -> list[tuple[bool, Any] | None]:
+    """A query hydrator over each request of a batch: (ok, fields or error) per request, None
+    where it is not enabled. It reads the unhydrated queries, as concurrent hydrators do."""
+    out: list[tuple[bool, Any] | None] = []
+    for q in queries:
+        if not hydrator.enable(q):
+            out.append(None)
+            continue
+        try:
+            out.append((True, hydrator.hydrate(q)))
+        except Exception as exc:  # noqa: BLE001 - returned to the policy
+            out.append((False, exc))
+    return out
 
 
 def _call(fn) -> tuple[bool, Any, float]:

@@ -23,6 +23,7 @@ core = lazy("benchmarks.core")
 e2e = lazy("benchmarks.e2e")
 loading = lazy("benchmarks.loading")
 plot_mod = lazy("benchmarks.plot")
+population = lazy("benchmarks.population")
 ranking = lazy("benchmarks.ranking")
 retrieval = lazy("benchmarks.retrieval")
 thunder_store = lazy("benchmarks.thunder_store")
@@ -33,6 +34,7 @@ class Target(enum.StrEnum):
     RETRIEVAL = "retrieval"
     THUNDER = "thunder"
     E2E = "e2e"
+    POPULATION = "population"
     LOAD = "load"
     ALL = "all"
 
@@ -126,6 +128,8 @@ def _run(t: Target, dev, repeat, quick, candidates, corpus_size, events, posts, 
 
         w = Path(BUNDLED.world) if quick and world is None else world
         return e2e.bench_e2e(repeat, posts, w, workdir=workdir)
+    if t is Target.POPULATION:
+        return population.bench_population(256 if quick else None, world)
     return loading.bench_load(20_000 if quick else vocab, workdir, repeat=min(repeat, 3))
 
 

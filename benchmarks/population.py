@@ -1,0 +1,84 @@
+"""`xfeed bench population`: the whole population run (`rank --users … --out DIR`) on a world,
+users/s, per-stage time per user, and the floor beside it: the Phoenix FLOPs per user ÷ the
+measured matmul rate, plus the Thunder fetch and retrieval time per user."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.core import Report, Row, Timing, device_info, logger, matmul_gflops
+from pipeline import feed
+from pipeline import population as pop
+from pipeline.params import FeedParams
+from pipeline.query import Resources
+
+
+def bench_population(users: int | None = None, world: Path | None = None,
+                     checkpoint: str | None = None) -> Report:  # fmt: skip
+    """Rank `users` users (default: all) of `world` (default: bundled) into a temporary
+    dataset; report users/s and the floor."""
+    b = feed.BUNDLED
+    world_s = str(world or b.world)
+    snap = Path(world_s) / "thunder"
+    res = Resources(world_s, checkpoint or b.checkpoint, str(snap) if snap.exists() else None)
+    ids = pop.world_user_ids(world_s)
+    if users is not None:
+        ids = ids[:users]
+    spec = pop.RunSpec(res, FeedParams(), pop.request_time(world_s, None))
+    logger.info("population: warming up (loads world and models, compiles)")
+    t0 = time.perf_counter()
+    pop.rank_users(ids[: pop.BATCH_USERS], spec)
+    warm_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        logger.info("population: ranking %d users", len(ids))
+        t0 = time.perf_counter()
+        manifest = pop.run_population(ids, spec, Path(tmp) / "feeds")
+        elapsed = time.perf_counter() - t0
+    rate = len(ids) / elapsed
+    stage_ms = {k: v / len(ids) for k, v in manifest["time"]["stage_ms"].items()}
+    floor = _floor(spec, ids, stage_ms)
+    report = Report("population")
+    report.info = {**device_info(), "world": world_s, "users": len(ids),
+                   "batch_users": pop.BATCH_USERS, "part_users": pop.PART_USERS}  # fmt: skip
+    report.rows = [
+        Row("warm-up (first batch: loads, compiles)", Timing((warm_s * 1e3,))),
+        Row("whole run (rank --users … --out DIR)", Timing((elapsed * 1e3,)), rate, "users/s",
+            {"served_rows": manifest["counts"]["served_rows"]}),
+    ]  # fmt: skip
+    for stage, ms in sorted(stage_ms.items(), key=lambda kv: -kv[1]):
+        if stage != "total":
+            report.rows.append(Row(f"  {stage} per user", Timing((ms,))))
+    per_user_ms = 1e3 / rate
+    ratio_to_floor = round(per_user_ms / floor["floor_ms_per_user"], 1)
+    report.summary = {"users_per_s": round(rate, 1), "ms_per_user": round(per_user_ms, 2),
+                      **floor, "ratio_to_floor": ratio_to_floor}  # fmt: skip
+    report.notes = [
+        "floor = Phoenix FLOPs per user (XLA count of the cached call at the user's candidate "
+        "bucket) ÷ the measured 2048³ matmul rate, + Thunder fetch and retrieval time per user "
+        "(as measured inside this run)",
+    ]
+    return report
+
+
+def _floor(spec: pop.RunSpec, ids: np.ndarray, stage_ms: dict[str, float]) -> dict[str, float]:
+    """The FLOP floor of the ranking per user, plus the measured Thunder and retrieval time."""
+    q = feed.new_query(int(ids[0]), spec.resources, spec.params, spec.now_ms)
+    result = feed.rank(q)
+    ranker = feed._ranker(spec.resources.checkpoint, spec.params.ranker)
+    cfg = ranker.config
+    hist = result.query.user_history(cfg.num_actions, cfg.history_seq_len)
+    posts = np.array([c.post_id for c in result.retrieved], np.int64)
+    flops = ranker.cached_flops(hist, posts)  # one user at its bucket
+    rate = matmul_gflops("float32")
+    phoenix_ms = flops / (rate * 1e9) * 1e3
+    return {
+        "phoenix_gflop_per_user": round(flops / 1e9, 4),
+        "matmul_gflops": round(rate, 1),
+        "phoenix_floor_ms_per_user": round(phoenix_ms, 3),
+        "thunder_ms_per_user": round(stage_ms.get("source", 0.0), 3),
+        "floor_ms_per_user": round(phoenix_ms + stage_ms.get("source", 0.0), 3),
+    }
