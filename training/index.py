@@ -18,10 +18,11 @@ DAY_MS = 86_400_000
 
 
 def corpus_posts(
-    world: Path | str, now_ms: int, retention_ms: int
+    world: Path | str, now_ms: int, retention_ms: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(post ids, author ids) of the posts alive at `now_ms`: created in the retention window,
-    up to now, never deleted by then; retweets excluded (retrieval returns original content)."""
+    """(post ids, author ids) of the posts alive at `now_ms`: created in the retention window
+    (None: any age), up to now, never deleted by then; retweets excluded (retrieval returns
+    original content)."""
     t = read_table(world, "posts", ["event", "event_ms", "post_id", "author_id", "created_ms",
                                     "source_post_id"])  # fmt: skip
     t = t.filter(pc.less_equal(t.column("event_ms"), now_ms))
@@ -30,7 +31,8 @@ def corpus_posts(
     post = c.column("post_id").to_numpy()
     created = c.column("created_ms").to_numpy()
     retweet = c.column("source_post_id").is_valid().to_numpy(zero_copy_only=False)
-    keep = (created >= now_ms - retention_ms) & (created < now_ms) & ~retweet
+    oldest = np.iinfo(np.int64).min if retention_ms is None else now_ms - retention_ms
+    keep = (created >= oldest) & (created < now_ms) & ~retweet
     keep &= ~np.isin(post, deleted)
     post, idx = np.unique(post[keep], return_index=True)
     return post.astype(np.int64), c.column("author_id").to_numpy()[keep][idx].astype(np.int64)
@@ -41,7 +43,7 @@ def build_index(
     world: Path | str,
     out: Path | str,
     now_ms: int | None = None,
-    retention_ms: int = 2 * DAY_MS,
+    retention_ms: int | None = 2 * DAY_MS,
     *,
     force: bool = False,
 ) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from phoenix.actions import ActionName
 from phoenix.config import ModelType
 from phoenix.inputs import UserHistory
 from phoenix.runtime import Ranker, Retriever
-from world.sequences import Sequences, load_sequences
+from world.sequences import Sequences, load_sequences, loo_points
 from world.tables import WorldError, read_table, read_world_json
 
 FAV = ActionName.SERVER_TWEET_FAV
@@ -62,21 +62,15 @@ def loo_split(world: Path | str, num_actions: int, relevant: ActionName | None) 
     keep = ~np.isin(ids, deleted)
     ids, first = np.unique(ids[keep], return_index=True)
     authors = authors[keep][first]
-    users, targets = [], []
-    for u in range(len(seq.user_ids)):
-        lo, hi = int(seq.offsets[u]), int(seq.offsets[u + 1])
-        ok = np.arange(lo, hi)
-        if relevant is not None:
-            ok = ok[seq.actions[lo:hi, int(relevant)] > 0]
-        ok = ok[ok > lo]  # at least one earlier item
-        ok = ok[np.isin(seq.post_id[ok], ids)]
-        if len(ok):
-            users.append(u)
-            targets.append(int(ok[-1]))
-    if not users:
+    points = loo_points(seq, relevant)
+    held = points < seq.offsets[1:]
+    held &= np.isin(seq.post_id[np.minimum(points, len(seq.post_id) - 1)], ids)
+    users = np.flatnonzero(held)
+    if not len(users):
         raise WorldError(f"{world}: no user has a held-out item with an earlier item")
-    target = np.array(targets, np.int64)
-    return LooSplit(seq, np.array(users, np.int64), target, ids, authors,
+    targets = points[users]
+    target = np.asarray(targets, np.int64)
+    return LooSplit(seq, users.astype(np.int64), target, ids, authors,
                     np.searchsorted(ids, seq.post_id[target]),
                     "any interaction" if relevant is None else relevant.name)  # fmt: skip
 

@@ -2,8 +2,9 @@
 
 - Ranker: multi-label sigmoid BCE over every action head, masked by candidate padding;
   candidates are isolated exactly as in serving (the same model and mask).
-- Retrieval: in-batch softmax of user representations against the candidate-tower embeddings of
-  each example's positive post (unit-norm both sides), temperature 0.1 · exp(log_temperature).
+- Retrieval: contrastive softmax of user representations against in-batch positives, sampled
+  global negatives and the row's hard negatives (unit-norm both sides), log-Q corrected,
+  temperature 0.1 · exp(log_temperature) learned (upstream's August two-tower, spec §4.6).
 The embedding tables are trained with the model (looked up inside the jitted step).
 
 Examples are numpy dicts of hashed rows (see `training.trainer`), with the shapes of
@@ -23,10 +24,12 @@ import numpy as np
 import optax
 
 from phoenix import ranker, retrieval
+from phoenix.actions import ActionName
 from phoenix.batch import RecsysBatch, RecsysEmbeddings
 from phoenix.config import PhoenixConfig
 from phoenix.embeddings import ENTITIES, EmbeddingTables
 from phoenix.params import FlatParams, flatten, random_params, unflatten
+from training.metrics import auc as metric_auc
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[int, int, float], None]  # (step, total, loss)
@@ -55,6 +58,24 @@ class TrainConfig:
     # instead of memorising user or post ids.
     history_post_dropout: float = 0.0
     user_dropout: float = 0.0
+    # Validation: the last `valid_fraction` of each user's training items (by time) become
+    # validation examples; every `eval_every` steps the validation loss (and, for the ranker,
+    # per-head AUC) is computed, the best state kept, and training stops after `patience`
+    # evaluations without improvement (0: never).
+    valid_fraction: float = 0.0
+    eval_every: int = 250
+    patience: int = 0
+    # Retrieval (upstream's August two-tower): global negatives per batch, drawn uniformly from
+    # the training catalogue; log-Q weight (upstream: 2.0); hard negatives per example.
+    global_negatives: int = 64
+    # Ranker: candidate slots filled with sampled never-engaged items (logs without impressions),
+    # and upstream's log-Q weight 1 / count on each candidate's loss.
+    sampled_negatives: int = 0
+    ranker_logq: bool = False
+    positives: str = "favorite"  # retrieval positives: "favorite" (upstream) or "any"
+    holdout: str = "fraction"  # "fraction" (last 20 %) or "loo" (each user's last positive)
+    logq_weight: float = 2.0
+    hard_negatives: int = 4
 
     def unused_tables(self) -> tuple[str, ...]:
         """Ranker tables the training never reads (exported as zeros)."""
@@ -112,7 +133,15 @@ def _optimizer(tc: TrainConfig) -> optax.GradientTransformation:
     )
 
 
-def _fit(loss_fn, state, examples, n_examples: int, tc: TrainConfig, progress: Progress | None):
+Metrics = Callable[[dict], dict]  # state -> {"loss": float, ...} on the validation examples
+Log = Callable[[dict], None]  # one record per evaluation
+
+
+def _fit(loss_fn, state, examples, n_examples: int, tc: TrainConfig, progress: Progress | None,
+         valid: Metrics | None = None, log: Log | None = None):  # fmt: skip
+    """Optimise; with `valid`, evaluate every `tc.eval_every` steps (and at the end), keep the
+    state with the best validation loss, and stop after `tc.patience` evaluations without
+    improvement (0: never stop early). Returns (state, per-step losses, evaluation records)."""
     opt = _optimizer(tc)
     opt_state = opt.init(state)
 
@@ -123,7 +152,9 @@ def _fit(loss_fn, state, examples, n_examples: int, tc: TrainConfig, progress: P
         return optax.apply_updates(state, updates), opt_state, loss
 
     rng = np.random.default_rng(tc.seed + 1)
-    losses = []
+    losses: list[float] = []
+    records: list[dict] = []
+    best, best_loss, since_best = state, float("inf"), 0
     perm, pos = rng.permutation(n_examples), 0
     for i in range(tc.steps):
         if pos + tc.batch_size > n_examples:
@@ -134,7 +165,33 @@ def _fit(loss_fn, state, examples, n_examples: int, tc: TrainConfig, progress: P
         losses.append(float(loss))
         if progress:
             progress(i + 1, tc.steps, float(np.mean(losses[-20:])))
-    return state, losses
+        if valid is None or ((i + 1) % tc.eval_every and i + 1 != tc.steps):
+            continue
+        rec = {"step": i + 1, "train_loss": float(np.mean(losses[-tc.eval_every :])),
+               **valid(state)}  # fmt: skip
+        records.append(rec)
+        if log:
+            log(rec)
+        if rec["valid_loss"] < best_loss:
+            best, best_loss, since_best = jax.device_get(state), rec["valid_loss"], 0
+        else:
+            since_best += 1
+            if tc.patience and since_best >= tc.patience:
+                logger.info("early stop at step %d (best valid loss %.4f)", i + 1, best_loss)
+                break
+    return (best if valid is not None else state), losses, records
+
+
+def _batches(n: int, size: int) -> list[np.ndarray]:
+    return [np.arange(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def ranker_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> jax.Array:
+    """Multi-label sigmoid BCE over the heads [B, C, A], each candidate weighted by `weights`
+    [B, C] (0 = padding; 1, or the log-Q weight); sum / (Σ weights · A)."""
+    bce = optax.sigmoid_binary_cross_entropy(logits, labels)  # [B, C, A]
+    w = weights[..., None]
+    return jnp.sum(bce * w) / jnp.maximum(jnp.sum(w) * logits.shape[-1], 1e-10)
 
 
 def train_ranker(
@@ -142,12 +199,15 @@ def train_ranker(
     examples: dict[str, np.ndarray],
     tc: TrainConfig,
     progress: Progress | None = None,
-) -> tuple[FlatParams, EmbeddingTables, list[float]]:
-    """Train on ranker examples; returns (params, tables, per-step losses)."""
+    valid: dict[str, np.ndarray] | None = None,
+    log: Log | None = None,
+) -> tuple[FlatParams, EmbeddingTables, list[float], list[dict]]:
+    """Train on ranker examples (validation examples optional); returns (params, tables,
+    per-step losses, evaluation records)."""
     fwd = hk.without_apply_rng(hk.transform(ranker.ranker_forward(cfg)))
 
     def loss_fn(state, data):
-        batch, labels, keep, keep_hist, keep_user = data
+        batch, labels, weights, keep, keep_hist, keep_user = data
         emb = embed(state["tables"], batch, cfg)
         emb = emb._replace(
             candidate_post_embeddings=emb.candidate_post_embeddings * keep,
@@ -156,24 +216,76 @@ def train_ranker(
         )
         out = fwd.apply(state["model"], batch, emb)
         logits = out.logits.astype(jnp.float32)  # [B, C, A]
-        mask = (batch.candidate_post_hashes[:, :, 0] != 0).astype(jnp.float32)[..., None]
-        bce = optax.sigmoid_binary_cross_entropy(logits, labels)
-        return jnp.sum(bce * mask) / jnp.maximum(jnp.sum(mask) * logits.shape[-1], 1.0)
+        return ranker_loss(logits, labels, weights)
 
     drop = np.random.default_rng(tc.seed + 2)
 
     def get(idx):
         batch = _batch(examples, idx)
         labels = examples["labels"][idx].astype(np.float32)
+        weights = examples["weights"][idx]
         keep = (drop.random(labels.shape[:2]) >= tc.post_dropout).astype(np.float32)
         s = batch.history_post_hashes.shape[1]
         keep_hist = (drop.random((len(idx), s)) >= tc.history_post_dropout).astype(np.float32)
         keep_user = (drop.random(len(idx)) >= tc.user_dropout).astype(np.float32)
-        return (batch, labels, keep[..., None, None],  # [B, C, 1, 1]
+        return (batch, labels, weights, keep[..., None, None],  # [B, C, 1, 1]
                 keep_hist[..., None, None], keep_user[:, None, None])  # fmt: skip
 
-    state, losses = _fit(loss_fn, init_state(cfg, tc), get, len(examples["labels"]), tc, progress)
-    return _export(state, losses, zeroed=tc.unused_tables())
+    @jax.jit
+    def logits_of(state, batch):
+        return fwd.apply(state["model"], batch, embed(state["tables"], batch, cfg)).logits
+
+    def metrics(state):
+        logits, labels, weights = [], [], []
+        for idx in _batches(len(valid["labels"]), tc.batch_size):
+            logits.append(np.asarray(logits_of(state, _batch(valid, idx)), np.float32))
+            labels.append(valid["labels"][idx])
+            weights.append(valid["weights"][idx])
+        lg, lb, w = np.concatenate(logits), np.concatenate(labels), np.concatenate(weights)
+        loss = float(ranker_loss(lg, lb.astype(np.float32), w))
+        keep = w > 0
+        p, y = 1.0 / (1.0 + np.exp(-lg[keep])), lb[keep]  # [N, A]
+        heads = {}
+        for a in range(y.shape[1]):
+            pos = int(y[:, a].sum())
+            if 20 <= pos < len(y):
+                heads[ActionName(a).name] = {"positives": pos, "auc": metric_auc(p[:, a], y[:, a])}
+        return {"valid_loss": loss, "heads": heads}
+
+    state, losses, records = _fit(loss_fn, init_state(cfg, tc), get, len(examples["labels"]), tc,
+                                  progress, metrics if valid else None, log)  # fmt: skip
+    return (*_export(state, losses, zeroed=tc.unused_tables()), records)
+
+
+def contrastive_loss(
+    rep: jax.Array,  # [B, D] user representations
+    cand: jax.Array,  # [B, D] each row's positive
+    gcand: jax.Array,  # [G, D] global negatives
+    ncand: jax.Array,  # [B, H, D] each row's hard negatives
+    pos_id: jax.Array,  # [B] catalogue rows of the positives
+    pos_count: jax.Array,  # [B] training counts of the positives
+    g_id: jax.Array,  # [G] catalogue rows
+    g_count: jax.Array,  # [G]
+    neg_mask: jax.Array,  # [B, H] 1 = a real hard negative
+    temperature: jax.Array,  # ()
+    logq_weight: float,
+) -> jax.Array:
+    """Mean softmax cross-entropy of each row's positive against [in-batch | global | hard]
+    candidates: score / temperature − logq_weight · log(max(count, 1)) for in-batch and global
+    candidates (hard negatives uncorrected); another row's candidate with the row's own positive
+    item, and padded hard negatives, are left out."""
+    b = rep.shape[0]
+    logq = logq_weight * jnp.log(jnp.maximum(pos_count, 1.0))  # [B]
+    glogq = logq_weight * jnp.log(jnp.maximum(g_count, 1.0))  # [G]
+    in_batch = rep @ cand.T / temperature - logq[None, :]  # [B, B]
+    same = pos_id[:, None] == pos_id[None, :]  # duplicates are not negatives
+    in_batch = jnp.where(same & ~jnp.eye(b, dtype=bool), -1e9, in_batch)
+    global_ = rep @ gcand.T / temperature - glogq[None, :]  # [B, G]
+    global_ = jnp.where(pos_id[:, None] == g_id[None, :], -1e9, global_)
+    hard = jnp.einsum("bd,bhd->bh", rep, ncand) / temperature  # [B, H]
+    hard = jnp.where(neg_mask > 0, hard, -1e9)
+    logits = jnp.concatenate([in_batch, global_, hard], axis=1)
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, jnp.arange(b)))
 
 
 def train_retrieval(
@@ -181,31 +293,64 @@ def train_retrieval(
     examples: dict[str, np.ndarray],
     tc: TrainConfig,
     progress: Progress | None = None,
-) -> tuple[FlatParams, EmbeddingTables, list[float]]:
-    """Train the two towers with in-batch softmax; returns (params, tables, losses)."""
+    valid: dict[str, np.ndarray] | None = None,
+    log: Log | None = None,
+) -> tuple[FlatParams, EmbeddingTables, list[float], list[dict]]:
+    """Train the two towers with upstream's August contrastive loss; returns (params, tables,
+    losses, evaluation records). Validation: the same loss, no dropout, fixed global negatives.
+
+    Each row's candidates: every positive of the batch (in-batch negatives), `global_negatives`
+    items drawn uniformly from the training catalogue (`cat_*` arrays), and the row's own hard
+    negatives (`neg_*`, masked by `neg_mask`). Scores are dot products of unit vectors divided by
+    the learned temperature 0.1 · exp(log_temperature); the log-Q correction subtracts
+    `logq_weight` · log(training count) from every in-batch and global candidate's score, so the
+    towers learn preferences and the popularity the sampling hides. A candidate with the row's
+    positive post id is never a negative.
+    """
     user_fwd = hk.without_apply_rng(hk.transform(retrieval.user_forward(cfg)))
     cand_fwd = hk.without_apply_rng(hk.transform(retrieval.candidate_forward(cfg)))
     off = cfg.hash.offsets
 
+    def towers(state, posts, authors, keep):  # [N, Hi], [N, Ha], [N] -> [N, D]
+        pe = _lookup(state["tables"]["item"], posts, off["item"])[None] * keep[None, :, None, None]
+        ae = _lookup(state["tables"]["author"], authors, off["author"])[None]
+        return cand_fwd.apply(state["model"], pe, ae)[0]
+
     def loss_fn(state, data):
-        batch, pos_post, pos_author, keep = data
-        rep, _ = user_fwd.apply(state["model"], batch, embed(state["tables"], batch, cfg))
-        pe = _lookup(state["tables"]["item"], pos_post, off["item"])[None] * keep  # [1, B, Hi, D]
-        ae = _lookup(state["tables"]["author"], pos_author, off["author"])[None]
-        cand = cand_fwd.apply(state["model"], pe, ae)[0]  # [B, D]
+        batch, pos, glob, neg = data
+        rep, _ = user_fwd.apply(state["model"], batch, embed(state["tables"], batch, cfg))  # [B, D]
+        b = rep.shape[0]
+        cand = towers(state, pos["post"], pos["author"], pos["keep"])  # [B, D]
+        gcand = towers(state, glob["post"], glob["author"], jnp.ones(glob["post"].shape[0]))
+        h = neg["post"].shape[1]
+        ncand = towers(state, neg["post"].reshape(b * h, -1), neg["author"].reshape(b * h, -1),
+                       jnp.ones(b * h)).reshape(b, h, -1)  # [B, H, D]  # fmt: skip
         temperature = 0.1 * jnp.exp(state["model"]["~"]["log_temperature"])
-        logits = rep @ cand.T / temperature  # [B, B]
-        same = pos_post[:, None, 0] == pos_post[None, :, 0]  # duplicates are not negatives
-        logits = jnp.where(same & ~jnp.eye(len(rep), dtype=bool), -1e9, logits)
-        return jnp.mean(
-            optax.softmax_cross_entropy_with_integer_labels(logits, jnp.arange(len(rep)))
-        )
+        ids = (pos["id"], pos["count"], glob["id"], glob["count"], neg["mask"])
+        return contrastive_loss(rep, cand, gcand, ncand, *ids, temperature, tc.logq_weight)
 
     drop = np.random.default_rng(tc.seed + 2)
+    n_cat = len(examples["cat_id"])
 
     def get(idx):
-        keep = (drop.random(len(idx)) >= tc.post_dropout).astype(np.float32)[None, :, None, None]
-        return _batch(examples, idx), examples["pos_post"][idx], examples["pos_author"][idx], keep
+        keep = (drop.random(len(idx)) >= tc.post_dropout).astype(np.float32)
+        g = drop.integers(0, n_cat, tc.global_negatives)
+        pos = {
+            "post": examples["pos_post"][idx],
+            "author": examples["pos_author"][idx],
+            "count": examples["pos_count"][idx],
+            "id": examples["pos_id"][idx],
+            "keep": keep,
+        }
+        glob = {
+            "post": examples["cat_post"][g],
+            "author": examples["cat_author"][g],
+            "count": examples["cat_count"][g],
+            "id": examples["cat_id"][g],
+        }
+        neg = {"post": examples["neg_post"][idx], "author": examples["neg_author"][idx],
+               "mask": examples["neg_mask"][idx]}  # fmt: skip
+        return _batch(examples, idx), pos, glob, neg
 
     state = init_state(cfg, tc)
     state, losses = _fit(loss_fn, state, get, len(examples["pos_post"]), tc, progress)

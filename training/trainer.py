@@ -24,8 +24,8 @@ from phoenix.actions import MAX_HEADS, ActionName
 from phoenix.config import HashConfig, ModelType, PhoenixConfig, Preset
 from phoenix.runtime import PhoenixCheckpoint
 from safeio.atomic import check_target
-from training.steps import Progress, TrainConfig, train_ranker, train_retrieval
-from world.sequences import Sequences, load_sequences, split_points
+from training.steps import Log, Progress, TrainConfig, train_ranker, train_retrieval
+from world.sequences import Sequences, load_sequences, loo_points, split_points
 from world.tables import read_world_json
 
 # Vocabularies of the bundled tiny preset: a few thousand users/authors, tens of thousands of posts.
@@ -38,10 +38,18 @@ FAV = ActionName.SERVER_TWEET_FAV
 TINY_RANKER_HISTORY = 128
 
 
-def default_train_config(model_type: ModelType | str) -> TrainConfig:
+def default_train_config(model_type: ModelType | str, imported: bool = False) -> TrainConfig:
     """Training defaults per model. The ranker learns from authors and actions only (user and
     post ids dropped, tables exported as zeros): on a world where ~40 % of held-out posts are
-    new and each user has ~90 training items, id embeddings only memorise."""
+    new and each user has ~90 training items, id embeddings only memorise. Imported logs (one
+    catalogue author, items seen by many users, no non-engaged impressions): ids kept, any
+    engagement is a positive, the ranker gets sampled negatives."""
+    if imported:
+        if ModelType(model_type) is ModelType.RANKER:
+            return TrainConfig(steps=3000, post_dropout=0.1, history_post_dropout=0.1,
+                               user_dropout=0.1, sampled_negatives=16, positives="any")  # fmt: skip
+        return TrainConfig(steps=1500, batch_size=128, post_dropout=0.0, logq_weight=1.0,
+                           positives="any")  # fmt: skip
     if ModelType(model_type) is ModelType.RANKER:
         return TrainConfig(steps=4500, post_dropout=1.0, history_post_dropout=1.0,
                            user_dropout=1.0)  # fmt: skip
@@ -50,7 +58,8 @@ def default_train_config(model_type: ModelType | str) -> TrainConfig:
 
 def model_config(model_type: ModelType | str, preset: Preset = Preset.TINY) -> PhoenixConfig:
     """The architecture trained on worlds: the preset's transformer, 64 heads (ActionName
-    0..63), float32 compute, vocab sized for synthetic worlds."""
+    0..63), float32 compute, vocab sized for synthetic worlds, right-anchored RoPE (every
+    candidate at the same position: its score does not depend on where it sits in the list)."""
     base = Preset(preset).config(model_type)
     if preset is Preset.TINY and ModelType(model_type) is ModelType.RANKER:
         base = base.replace(history_seq_len=TINY_RANKER_HISTORY)
@@ -58,7 +67,13 @@ def model_config(model_type: ModelType | str, preset: Preset = Preset.TINY) -> P
     vocab = TINY_VOCAB if preset is Preset.TINY else dict.fromkeys(TINY_VOCAB, 1_000_000)
     hashes = HashConfig(*(dataclasses.replace(getattr(h, e), vocab_size=vocab[e])
                           for e in ("user", "item", "author")))  # fmt: skip
-    return base.replace(num_actions=MAX_HEADS, head_names=(), fprop_dtype="float32", hash=hashes)
+    return base.replace(
+        num_actions=MAX_HEADS,
+        head_names=(),
+        fprop_dtype="float32",
+        hash=hashes,
+        right_anchored_rope=True,
+    )  # a score never depends on list position
 
 
 def _history_block(seq: Sequences, cfg: PhoenixConfig, lo: int, hi: int) -> dict[str, np.ndarray]:
@@ -88,23 +103,57 @@ def _stack(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
 
-def ranker_examples(seq: Sequences, cfg: PhoenixConfig, split: np.ndarray) -> dict[str, np.ndarray]:
+def ranker_examples(
+    seq: Sequences,
+    cfg: PhoenixConfig,
+    split: np.ndarray,
+    tc: TrainConfig | None = None,
+    begin: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Cuts every C/4 items through each user's training items: history = the items before the
+    cut, candidates = the items after it with their action multi-hots as labels. With
+    `tc.sampled_negatives` > 0, that many of the C candidate slots are items drawn from the
+    training item distribution (by count) that the user never interacted with, labelled all
+    zero: for logs that record only what was consumed (no non-engaged impressions). `weights`
+    [E, C]: 1, or upstream's log-Q weight 1 / count with `tc.ranker_logq`. `begin` [U]: the
+    first cut per user (validation examples: candidates only from [begin, split))."""
+    tc = tc or TrainConfig()
     c, h = cfg.candidate_seq_len, cfg.hash
+    n_neg = min(tc.sampled_negatives, c - 1)
+    train = np.zeros(len(seq.post_id), bool)
+    for u in range(len(seq.user_ids)):
+        train[int(seq.offsets[u]) : int(split[u])] = True
+    cat_id, first, counts = np.unique(seq.post_id[train], return_index=True, return_counts=True)
+    cat_author = seq.author_id[train][first]
+    cum = np.cumsum(counts) / counts.sum() if len(counts) else np.zeros(0)
+    rng = np.random.default_rng(tc.seed + 3)
     rows = []
     for u in range(len(seq.user_ids)):
         lo, end = int(seq.offsets[u]), int(split[u])
-        for cut in range(lo + 4, end, max(c // 4, 1)):
-            stop = min(cut + c, end)
+        mine = seq.post_id[lo : int(seq.offsets[u + 1])]
+        first = lo + 4 if begin is None else max(lo + 1, int(begin[u]))
+        for cut in range(first, end, max((c - n_neg) // 4, 1)):
+            stop = min(cut + c - n_neg, end)
+            k = stop - cut
             posts = np.zeros(c, np.int64)
             authors = np.zeros(c, np.int64)
-            posts[: stop - cut], authors[: stop - cut] = (
-                seq.post_id[cut:stop],
-                seq.author_id[cut:stop],
-            )
+            posts[:k], authors[:k] = seq.post_id[cut:stop], seq.author_id[cut:stop]
             labels = np.zeros((c, cfg.num_actions), np.uint8)
-            labels[: stop - cut] = seq.actions[cut:stop, : cfg.num_actions]
+            labels[:k] = seq.actions[cut:stop, : cfg.num_actions]
             surface = np.zeros(c, np.int32)
-            surface[: stop - cut] = seq.surface[cut:stop]
+            surface[:k] = seq.surface[cut:stop]
+            if n_neg and len(cat_id):
+                draw = np.searchsorted(cum, rng.random(4 * n_neg), side="right")
+                draw = draw[~np.isin(cat_id[draw], mine)][:n_neg]
+                posts[k : k + len(draw)] = cat_id[draw]
+                authors[k : k + len(draw)] = cat_author[draw]
+                surface[k : k + len(draw)] = 1
+                k += len(draw)
+            weights = np.zeros(c, np.float32)
+            weights[:k] = 1.0
+            if tc.ranker_logq:
+                cnt = counts[np.minimum(np.searchsorted(cat_id, posts[:k]), len(cat_id) - 1)]
+                weights[:k] = 1.0 / np.maximum(cnt, 1)
             rows.append({
                 "user_hashes": hashing.user_rows(seq.user_ids[u], h).astype(np.int32),
                 **_history_block(seq, cfg, lo, cut),
@@ -112,20 +161,78 @@ def ranker_examples(seq: Sequences, cfg: PhoenixConfig, split: np.ndarray) -> di
                 "candidate_author_hashes": hashing.author_rows(authors, h).astype(np.int32),
                 "candidate_product_surface": surface,
                 "labels": labels,
+                "weights": weights,
             })  # fmt: skip
+    if not rows:
+        raise ValueError("no user has enough training items for a ranker example")
     return _stack(rows)
 
 
+# Upstream's August retrieval labels (spec §4.6): a positive is valid only without any of these.
+HARD_NEGATIVES = (ActionName.CLIENT_TWEET_REPORT, ActionName.CLIENT_TWEET_NOT_INTERESTED_IN,
+                  ActionName.CLIENT_TWEET_SEE_FEWER, ActionName.CLIENT_TWEET_UNFOLLOW_AUTHOR,
+                  ActionName.CLIENT_TWEET_BLOCK_AUTHOR, ActionName.CLIENT_TWEET_MUTE_AUTHOR,
+                  ActionName.CLIENT_TWEET_NOT_RELEVANT)  # fmt: skip
+SOFT_NEGATIVES = (ActionName.CLIENT_TWEET_RECAP_NOT_DWELLED,)
+
+
+def item_labels(seq: Sequences, positives: str) -> tuple[np.ndarray, np.ndarray]:
+    """([N] positive, [N] negative) per item. positives: "favorite" (upstream) or "any" (any
+    action that is not a negative: for logs without favorites). A positive with a hard or soft
+    negative is not a positive."""
+    acts = seq.actions
+    neg_cols = [int(a) for a in (*HARD_NEGATIVES, *SOFT_NEGATIVES) if int(a) < acts.shape[1]]
+    negative = acts[:, neg_cols].any(1)
+    if positives == "favorite":
+        pos = acts[:, FAV] > 0
+    elif positives == "any":
+        other = np.ones(acts.shape[1], bool)
+        other[neg_cols] = False
+        other[0] = False
+        pos = acts[:, other].any(1)
+    else:
+        raise ValueError(f"positives must be favorite or any, not {positives!r}")
+    return pos & ~negative, negative
+
+
 def retrieval_examples(
-    seq: Sequences, cfg: PhoenixConfig, split: np.ndarray
+    seq: Sequences,
+    cfg: PhoenixConfig,
+    split: np.ndarray,
+    tc: TrainConfig | None = None,
+    begin: np.ndarray | None = None,
+    catalogue: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    h = cfg.hash
+    """One example per positive training item (history = the items before it); hard negatives =
+    the user's most recent negative items before it; `cat_*`: the training catalogue (every
+    post of a training item) with its counts, for global negatives and the log-Q correction.
+    `pos_id` / `cat_id` are rows of that catalogue (JAX compares them in int32). Validation
+    examples: positives from [begin, split), the training `catalogue` (post ids) for `pos_id`
+    (−1 when the post is not in it)."""
+    tc = tc or TrainConfig()
+    h, nh = cfg.hash, tc.hard_negatives
+    pos_item, neg_item = item_labels(seq, tc.positives)
+    train = np.zeros(len(seq.post_id), bool)
+    for u in range(len(seq.user_ids)):
+        train[int(seq.offsets[u]) : int(split[u])] = True
+    cat_id, first, counts = np.unique(seq.post_id[train], return_index=True, return_counts=True)
+    cat_author = seq.author_id[train][first]
+    count_of = dict(zip(cat_id.tolist(), counts.tolist(), strict=True))
+    rows_of = {int(p): i for i, p in enumerate(cat_id if catalogue is None else catalogue)}
     rows = []
     for u in range(len(seq.user_ids)):
         lo, end = int(seq.offsets[u]), int(split[u])
-        for i in range(lo + 3, end):
-            if not seq.actions[i, FAV]:
+        negs = [k for k in range(lo, end) if neg_item[k]]
+        for i in range(lo + 1 if begin is None else max(lo + 1, int(begin[u])), end):
+            if not pos_item[i]:
                 continue
+            mine = [k for k in negs if k < i][-nh:] if nh else []
+            neg_posts = np.zeros(max(nh, 1), np.int64)
+            neg_authors = np.zeros(max(nh, 1), np.int64)
+            neg_posts[: len(mine)] = seq.post_id[mine]
+            neg_authors[: len(mine)] = seq.author_id[mine]
+            mask = np.zeros(max(nh, 1), np.float32)
+            mask[: len(mine)] = 1.0
             rows.append({
                 "user_hashes": hashing.user_rows(seq.user_ids[u], h).astype(np.int32),
                 **_history_block(seq, cfg, lo, i),
@@ -134,8 +241,44 @@ def retrieval_examples(
                 "candidate_product_surface": np.zeros(1, np.int32),
                 "pos_post": hashing.item_rows(seq.post_id[i], h).astype(np.int32),
                 "pos_author": hashing.author_rows(seq.author_id[i], h).astype(np.int32),
+                "pos_id": np.int32(rows_of.get(int(seq.post_id[i]), -1)),
+                "pos_count": np.float32(count_of.get(int(seq.post_id[i]), 1)),
+                "neg_post": hashing.item_rows(neg_posts, h).astype(np.int32),
+                "neg_author": hashing.author_rows(neg_authors, h).astype(np.int32),
+                "neg_mask": mask,
             })  # fmt: skip
-    return _stack(rows)
+    if not rows:
+        raise ValueError("no positive training items: nothing to learn retrieval from")
+    out = _stack(rows)
+    out["cat_id"] = np.arange(len(cat_id), dtype=np.int32)  # catalogue rows (ids fit in int32)
+    out["cat_post"] = hashing.item_rows(cat_id, h).astype(np.int32)
+    out["cat_author"] = hashing.author_rows(cat_author, h).astype(np.int32)
+    out["cat_count"] = counts.astype(np.float32)
+    return out
+
+
+HOLDOUTS = {
+    "fraction": "last 20% of each user's items (by time) held out",
+    "loo": "each user's last positive item held out (xfeed eval --protocol loo)",
+}
+
+
+def holdout_points(seq: Sequences, tc: TrainConfig) -> np.ndarray:
+    """Per user, the first held-out item index: the 20 % split or the leave-one-out item (the
+    last item that is a positive under `tc.positives`: any item for "any", else a favorite)."""
+    if tc.holdout == "fraction":
+        return split_points(seq)
+    if tc.holdout == "loo":
+        return loo_points(seq, None if tc.positives == "any" else FAV)
+    raise ValueError(f"holdout must be one of {', '.join(HOLDOUTS)}, not {tc.holdout!r}")
+
+
+def valid_points(seq: Sequences, split: np.ndarray, fraction: float) -> np.ndarray:
+    """Per user, where validation items start: the last `fraction` of the user's training items
+    (by time; users with fewer than 5 training items keep them all for training)."""
+    n = split - seq.offsets[:-1]
+    held = np.where(n >= 5, np.ceil(n * fraction).astype(np.int64), 0)
+    return split - held
 
 
 def world_hash(world: Path | str) -> str:
@@ -152,8 +295,10 @@ def train_model(
     train_config: TrainConfig | None = None,
     progress: Progress | None = None,
     force: bool = False,
+    log: Log | None = None,
 ) -> dict[str, Any]:
-    """Train one model on a world and write it to `out/<model_type>` (xfeed format)."""
+    """Train one model on a world and write it to `out/<model_type>` (xfeed format); `log`
+    receives one record per validation evaluation."""
     model_type = ModelType(model_type)
     train_config = train_config or default_train_config(model_type)
     cfg = model_config(model_type, preset)
@@ -161,14 +306,27 @@ def train_model(
     check_target(target, CHECKPOINT_OUTPUT, force, [world])  # before minutes of training
     t0 = time.perf_counter()
     seq = load_sequences(world, cfg.num_actions)
-    split = split_points(seq)
+    split = holdout_points(seq, train_config)
+    train_end, valid = split, None
+    if train_config.valid_fraction > 0:
+        train_end = valid_points(seq, split, train_config.valid_fraction)
     if model_type is ModelType.RANKER:
-        examples = ranker_examples(seq, cfg, split)
-        params, tables, losses = train_ranker(cfg, examples, train_config, progress)
+        examples = ranker_examples(seq, cfg, train_end, train_config)
+        if train_config.valid_fraction > 0:
+            valid = ranker_examples(seq, cfg, split, train_config, begin=train_end)
+        params, tables, losses, records = train_ranker(cfg, examples, train_config, progress,
+                                                       valid, log)  # fmt: skip
         n_examples = len(examples["labels"])
     else:
-        examples = retrieval_examples(seq, cfg, split)
-        params, tables, losses = train_retrieval(cfg, examples, train_config, progress)
+        examples = retrieval_examples(seq, cfg, train_end, train_config)
+        if train_config.valid_fraction > 0:
+            cat = np.unique(seq.post_id[np.concatenate(
+                [np.arange(seq.offsets[u], train_end[u]) for u in range(len(seq.user_ids))]
+            ).astype(np.int64)])  # fmt: skip
+            valid = retrieval_examples(seq, cfg, split, train_config, begin=train_end,
+                                       catalogue=cat)  # fmt: skip
+        params, tables, losses, records = train_retrieval(cfg, examples, train_config, progress,
+                                                          valid, log)  # fmt: skip
         n_examples = len(examples["pos_post"])
     tail = max(1, len(losses) // 20)
     meta = {
@@ -181,7 +339,10 @@ def train_model(
         "steps": len(losses),
         "initial_loss": float(np.mean(losses[:tail])),
         "final_loss": float(np.mean(losses[-tail:])),
-        "split": "last 20% of each user's items (by time) held out",
+        "split": HOLDOUTS[train_config.holdout],
+        "holdout": train_config.holdout,
+        "validation": records[-1] if records else None,
+        "best_valid_loss": min((r["valid_loss"] for r in records), default=None),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     save_xfeed(target, PhoenixCheckpoint(cfg, params, tables), meta, force=force, inputs=[world])

@@ -250,7 +250,8 @@ def import_log(
         rating = t.column(spec.rating_col)
         if not (pa.types.is_integer(rating.type) or pa.types.is_floating(rating.type)):
             raise WorldError(f"{log}: column {spec.rating_col!r} must hold numbers")
-        liked = pc.fill_null(rating, -np.inf).to_numpy().astype(np.float64) >= spec.like_threshold
+        rating = pc.cast(rating, pa.float64())
+        liked = pc.fill_null(rating, -np.inf).to_numpy() >= spec.like_threshold
         parts.append((row[liked], np.full(int(liked.sum()), int(ActionName.SERVER_TWEET_FAV))))
     e_row = np.concatenate([p[0] for p in parts])
     e_act = np.concatenate([p[1] for p in parts])

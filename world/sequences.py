@@ -118,3 +118,18 @@ def split_points(seq: Sequences, test_fraction: float = 0.2) -> np.ndarray:
     n = np.diff(seq.offsets)
     held = np.where(n >= 5, np.ceil(n * test_fraction).astype(np.int64), 0)
     return seq.offsets[1:] - held
+
+
+def loo_points(seq: Sequences, relevant: int | None = None) -> np.ndarray:
+    """Per user, the index (absolute) of the held-out item of the leave-one-out protocol: the
+    user's last item (the last with action `relevant` when given) that has an earlier item;
+    `offsets[u + 1]` (nothing held out) when there is none. Training uses the items before it."""
+    out = seq.offsets[1:].copy()
+    for u in range(len(seq.user_ids)):
+        lo, hi = int(seq.offsets[u]), int(seq.offsets[u + 1])
+        ok = np.arange(lo + 1, hi)
+        if relevant is not None:
+            ok = ok[seq.actions[lo + 1 : hi, int(relevant)] > 0]
+        if len(ok):
+            out[u] = ok[-1]
+    return out

@@ -19,6 +19,7 @@ from xfeed_cli.options import DeviceOpt, ForceOpt, JsonOpt, SeedOpt
 evaluation = lazy("training.evaluation")
 loo = lazy("training.loo")
 tables = lazy("world.tables")
+timespec = lazy("thunder.timespec")
 index = lazy("training.index")
 trainer = lazy("training.trainer")
 
@@ -38,6 +39,48 @@ def train(
             min=1, help="Optimizer steps (default: ranker 3000, retrieval 1500)."
         ),  # fmt: skip
     ] = None,
+    holdout: Annotated[
+        str,
+        typer.Option(
+            help="fraction: last 20% of each user's items held out; loo: each user's "
+            "last positive (as `xfeed eval --protocol loo`)."
+        ),
+    ] = "fraction",
+    positives: Annotated[
+        str | None,
+        typer.Option(
+            help="Retrieval positives: favorite, or any (any non-negative action; the "
+            "default for imported worlds)."
+        ),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(min=2, max=4096, help="Batch size.")] = None,
+    valid: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="Fraction of each user's training items (the last, "
+            "by time) used for validation; 0: none.",
+        ),
+    ] = 0.0,
+    patience: Annotated[
+        int, typer.Option(min=0, max=1000, help="Stop after N validations without improvement.")
+    ] = 0,
+    eval_every: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Validate every N steps.")
+    ] = 250,
+    sampled_negatives: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=4096,
+            help="Ranker: candidate slots filled with sampled "
+            "never-engaged items (default: 16 for imported worlds, 0 otherwise).",
+        ),
+    ] = None,
+    log_file: Annotated[
+        Path | None, typer.Option("--log", help="Write validation records here (JSONL).")
+    ] = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
@@ -45,12 +88,23 @@ def train(
     """Train one model on a world's training split; writes CKPT/<model> (xfeed format).
 
     Example: xfeed train ranker --world data/samples/world --out ckpt --steps 200
+    Example: xfeed train retrieval --world worlds/movielens --out ckpt/ml --holdout loo --valid 0.1
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
     use_device(device)
-    tc = dataclasses.replace(trainer.default_train_config(model), seed=seed,
-                             **({"steps": steps} if steps else {}))  # fmt: skip
+    if holdout not in trainer.HOLDOUTS:
+        raise InputError(f"--holdout must be one of {', '.join(trainer.HOLDOUTS)}, not {holdout!r}")
+    if positives not in (None, "favorite", "any"):
+        raise InputError(f"--positives must be favorite or any, not {positives!r}")
+    imported = bool(tables.read_world_json(world).get("imported"))
+    given = {"steps": steps, "batch_size": batch_size, "positives": positives,
+             "sampled_negatives": sampled_negatives}  # fmt: skip
+    tc = dataclasses.replace(trainer.default_train_config(model, imported), seed=seed,
+                             holdout=holdout, valid_fraction=valid, patience=patience,
+                             eval_every=eval_every,
+                             **{k: v for k, v in given.items() if v is not None})  # fmt: skip
+    records: list[str] = []
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[loss]}"),
                TimeElapsedColumn())  # fmt: skip
     with Progress(*columns, console=err, transient=True) as bar:
@@ -59,15 +113,18 @@ def train(
         def progress(step: int, total: int, loss: float) -> None:
             bar.update(task, completed=step, loss=f"loss {loss:.4f}")
 
-        meta = trainer.train_model(
-            model,
-            world,
-            ckpt_out,
-            preset=preset,
-            train_config=tc,
-            progress=progress,
-            force=force,
-        )
+        def log(rec: dict) -> None:
+            records.append(dumps(rec))
+            heads = ", ".join(f"{h} AUC {m['auc']:.3f} ({m['positives']:,})"
+                              for h, m in list(rec.get("heads", {}).items())[:4])  # fmt: skip
+            err.print(f"step {rec['step']}: train {rec['train_loss']:.4f}, valid "
+                      f"{rec['valid_loss']:.4f}{'; ' + heads if heads else ''}",
+                      highlight=False)  # fmt: skip
+
+        meta = trainer.train_model(model, world, ckpt_out, preset=preset, train_config=tc,
+                                   progress=progress, log=log, force=force)  # fmt: skip
+    if log_file is not None:
+        write_lines(records, log_file)
     err.print(
         f"wrote {ckpt_out / str(model)}: {meta['examples']:,} examples, {meta['steps']} steps, "
         f"loss {meta['initial_loss']:.4f} -> {meta['final_loss']:.4f} ({meta['seconds']:.0f} s)",
@@ -82,6 +139,13 @@ def index_build(
     corpus_out: Annotated[
         Path | None, typer.Option("--out", help="Default WORLD/corpus.safetensors")
     ] = None,
+    max_age: Annotated[
+        str | None,
+        typer.Option(
+            help="Only posts at most this old (2d, 48h, …; 'none': every post). "
+            "Default: 2d, or none for imported worlds."
+        ),
+    ] = None,
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
 ) -> None:
@@ -91,7 +155,10 @@ def index_build(
     """
     use_device(device)
     target = corpus_out or world / "corpus.safetensors"
-    header = index.build_index(checkpoint, world, target, force=force)
+    if max_age is None:
+        max_age = "none" if tables.read_world_json(world).get("imported") else "2d"
+    retention = None if max_age.lower() == "none" else timespec.parse_duration_ms(max_age)
+    header = index.build_index(checkpoint, world, target, retention_ms=retention, force=force)
     err.print(f"wrote {target}: {header['posts']:,} posts", highlight=False)
 
 

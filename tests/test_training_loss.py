@@ -1,0 +1,136 @@
+"""Training recipe: the retrieval loss and labels against hand-computed values on tiny inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from phoenix.actions import ActionName as A
+from training.steps import TrainConfig, contrastive_loss
+from training.trainer import holdout_points, item_labels
+from world.sequences import Sequences
+
+
+def _ce(logits: list[float], label: int) -> float:
+    m = max(logits)
+    return -(logits[label] - m - math.log(sum(math.exp(x - m) for x in logits)))
+
+
+def test_contrastive_loss_by_hand():
+    rep = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    cand = np.array([[0.6, 0.8], [0.0, 1.0]], np.float32)
+    gcand = np.array([[1.0, 0.0]], np.float32)
+    ncand = np.array([[[-1.0, 0.0]], [[1.0, 0.0]]], np.float32)
+    pos_id, pos_count = np.array([0, 1]), np.array([4.0, 1.0], np.float32)
+    g_id, g_count = np.array([1]), np.array([2.0], np.float32)  # row 1's own item: left out there
+    mask = np.array([[1.0], [0.0]], np.float32)  # row 1 has no hard negative
+    t, w = 0.5, 2.0
+    got = float(contrastive_loss(rep, cand, gcand, ncand, pos_id, pos_count, g_id, g_count, mask,
+                                 np.float32(t), w))  # fmt: skip
+    lq = [w * math.log(4.0), w * math.log(1.0)]
+    glq = w * math.log(2.0)
+    row0 = [0.6 / t - lq[0], 0.0 / t - lq[1], 1.0 / t - glq, -1.0 / t]
+    row1 = [0.8 / t - lq[0], 1.0 / t - lq[1]]  # global is its own item, hard is padding
+    want = (_ce(row0, 0) + _ce(row1, 1)) / 2
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_duplicate_positives_are_not_negatives():
+    rep = np.eye(2, dtype=np.float32)
+    cand = np.eye(2, dtype=np.float32)
+    args = (np.zeros((1, 2), np.float32), np.zeros((2, 1, 2), np.float32))
+    same = contrastive_loss(rep, cand, *args, np.array([5, 5]), np.ones(2, np.float32),
+                            np.array([9]), np.ones(1, np.float32), np.zeros((2, 1), np.float32),
+                            np.float32(1.0), 0.0)  # fmt: skip
+    want = _ce([1.0, 0.0], 0)  # row 0 against the global negative (score 0) only
+    assert float(same) == pytest.approx(want, rel=1e-5)
+
+
+def _seq(actions: list[list[int]]) -> Sequences:
+    n = len(actions)
+    acts = np.zeros((n, 64), np.float32)
+    for i, a in enumerate(actions):
+        acts[i, a] = 1.0
+    return Sequences(
+        user_ids=np.array([7]), offsets=np.array([0, n]), post_id=np.arange(1, n + 1),
+        author_id=np.ones(n, np.int64), time_ms=np.arange(n), actions=acts,
+        dwell_s=np.zeros(n, np.float32), surface=np.ones(n, np.int32),
+    )  # fmt: skip
+
+
+def test_positives_exclude_items_with_hard_or_soft_negatives():
+    seq = _seq([[A.SERVER_TWEET_FAV], [A.SERVER_TWEET_FAV, A.CLIENT_TWEET_REPORT],
+                [A.CLIENT_TWEET_RECAP_DWELLED], [A.CLIENT_TWEET_RECAP_NOT_DWELLED],
+                [A.SERVER_TWEET_REPLY]])  # fmt: skip
+    pos, neg = item_labels(seq, "favorite")
+    assert pos.tolist() == [True, False, False, False, False]
+    assert neg.tolist() == [False, True, False, True, False]
+    pos, _ = item_labels(seq, "any")
+    assert pos.tolist() == [True, False, True, False, True]
+
+
+def test_loo_holdout_is_the_last_positive():
+    seq = _seq([[A.SERVER_TWEET_FAV], [A.SERVER_TWEET_FAV], [A.CLIENT_TWEET_CLICK]])
+    assert holdout_points(seq, TrainConfig(holdout="loo", positives="favorite")).tolist() == [1]
+    assert holdout_points(seq, TrainConfig(holdout="loo", positives="any")).tolist() == [2]
+    assert holdout_points(seq, TrainConfig(holdout="fraction")).tolist() == [3]  # < 5 items
+
+
+@pytest.fixture(scope="module")
+def log_world(tmp_path_factory):
+    """A small imported log: 40 users, 60 items, 20 interactions each, ratings 1..5."""
+    from world.importer import ImportSpec, import_log
+
+    root = tmp_path_factory.mktemp("log")
+    rng = np.random.default_rng(0)
+    lines = ["user_id,item_id,rating,timestamp"]
+    for u in range(1, 41):
+        for i, m in enumerate(rng.choice(60, 20, replace=False)):
+            lines.append(f"{u},{m + 1},{rng.integers(1, 6)},{1_700_000_000 + 60 * i + u}")
+    (root / "log.csv").write_text("\n".join(lines) + "\n")
+    import_log(root / "log.csv", root / "w", ImportSpec(rating_col="rating"))
+    return root / "w"
+
+
+def test_sampled_negatives_are_items_the_user_never_touched(log_world):
+    from training.trainer import model_config, ranker_examples
+    from world.sequences import load_sequences
+
+    cfg = model_config("ranker")
+    seq = load_sequences(log_world, cfg.num_actions)
+    split = holdout_points(seq, TrainConfig(holdout="loo", positives="any"))
+    tc = TrainConfig(sampled_negatives=8)
+    ex = ranker_examples(seq, cfg, split, tc)
+    c = cfg.candidate_seq_len
+    real = ex["weights"] > 0  # [E, C]
+    labels = ex["labels"].any(-1)  # [E, C]
+    # every example has 8 zero-label sampled slots after its real candidates
+    n_pos = (labels & real).sum(1)
+    assert ((real.sum(1) - n_pos) == 8).all() and real.sum(1).max() <= c
+    assert ex["weights"][real].min() == 1.0
+    logq = ranker_examples(seq, cfg, split, TrainConfig(sampled_negatives=8, ranker_logq=True))
+    assert 0 < logq["weights"][logq["weights"] > 0].min() < 1.0
+
+
+def test_validation_keeps_the_best_state_and_stops_early(log_world, tmp_path, runner):
+    from xfeed_cli.main import app
+
+    log = tmp_path / "valid.jsonl"
+    args = ["train", "ranker", "--world", str(log_world), "--out", str(tmp_path / "ck"),
+            "--steps", "40", "--valid", "0.2", "--eval-every", "5", "--patience", "2",
+            "--holdout", "loo", "--log", str(log), "--device", "cpu"]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    import json
+
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records and all({"step", "train_loss", "valid_loss"} <= r.keys() for r in records)
+    assert [r["step"] for r in records] == list(range(5, 5 * len(records) + 1, 5))
+    meta = json.loads((tmp_path / "ck" / "ranker" / "config.json").read_text())
+    prov = meta.get("provenance", meta)
+    best = min(r["valid_loss"] for r in records)
+    assert prov["best_valid_loss"] == pytest.approx(best)
+    if len(records) < 8:  # stopped early: the last `patience` records did not improve
+        assert min(r["valid_loss"] for r in records[-2:]) >= best
