@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -134,3 +135,19 @@ def test_validation_keeps_the_best_state_and_stops_early(log_world, tmp_path, ru
     assert prov["best_valid_loss"] == pytest.approx(best)
     if len(records) < 8:  # stopped early: the last `patience` records did not improve
         assert min(r["valid_loss"] for r in records[-2:]) >= best
+
+
+def test_retrieval_trains_with_validation_on_an_imported_log(log_world, tmp_path):
+    from training.steps import TrainConfig as TC
+    from training.trainer import default_train_config, train_model
+
+    tc = dataclasses.replace(default_train_config("retrieval", imported=True), steps=20,
+                             batch_size=16, global_negatives=8, holdout="loo",
+                             valid_fraction=0.2, eval_every=10)  # fmt: skip
+    assert isinstance(tc, TC) and tc.positives == "any" and tc.post_dropout == 0.0
+    records = []
+    meta = train_model("retrieval", log_world, tmp_path / "ck", train_config=tc,
+                       log=records.append)  # fmt: skip
+    assert [r["step"] for r in records] == [10, 20]
+    assert meta["best_valid_loss"] == pytest.approx(min(r["valid_loss"] for r in records))
+    assert all(np.isfinite(r["valid_loss"]) for r in records)

@@ -332,14 +332,16 @@ def train_retrieval(
     drop = np.random.default_rng(tc.seed + 2)
     n_cat = len(examples["cat_id"])
 
-    def get(idx):
-        keep = (drop.random(len(idx)) >= tc.post_dropout).astype(np.float32)
-        g = drop.integers(0, n_cat, tc.global_negatives)
+    def get(idx, ex=examples, rng=drop, keep_all=False):
+        keep = np.ones(len(idx), np.float32)
+        if not keep_all:
+            keep = (rng.random(len(idx)) >= tc.post_dropout).astype(np.float32)
+        g = rng.integers(0, n_cat, tc.global_negatives)
         pos = {
-            "post": examples["pos_post"][idx],
-            "author": examples["pos_author"][idx],
-            "count": examples["pos_count"][idx],
-            "id": examples["pos_id"][idx],
+            "post": ex["pos_post"][idx],
+            "author": ex["pos_author"][idx],
+            "count": ex["pos_count"][idx],
+            "id": ex["pos_id"][idx],
             "keep": keep,
         }
         glob = {
@@ -348,13 +350,24 @@ def train_retrieval(
             "count": examples["cat_count"][g],
             "id": examples["cat_id"][g],
         }
-        neg = {"post": examples["neg_post"][idx], "author": examples["neg_author"][idx],
-               "mask": examples["neg_mask"][idx]}  # fmt: skip
-        return _batch(examples, idx), pos, glob, neg
+        neg = {"post": ex["neg_post"][idx], "author": ex["neg_author"][idx],
+               "mask": ex["neg_mask"][idx]}  # fmt: skip
+        return _batch(ex, idx), pos, glob, neg
+
+    metrics = None
+    if valid is not None:
+        fixed = np.random.default_rng(tc.seed + 4)
+        batches = [idx for idx in _batches(len(valid["pos_post"]), tc.batch_size) if len(idx) > 1]
+        vb = [get(idx, valid, fixed, True) for idx in batches]
+        loss_jit = jax.jit(loss_fn)
+
+        def metrics(state):
+            return {"valid_loss": float(np.mean([loss_jit(state, b) for b in vb]))}
 
     state = init_state(cfg, tc)
-    state, losses = _fit(loss_fn, state, get, len(examples["pos_post"]), tc, progress)
-    return _export(state, losses)
+    state, losses, records = _fit(loss_fn, state, get, len(examples["pos_post"]), tc, progress,
+                                  metrics, log)  # fmt: skip
+    return (*_export(state, losses), records)
 
 
 def _export(
