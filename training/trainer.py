@@ -56,13 +56,18 @@ def default_train_config(model_type: ModelType | str, imported: bool = False) ->
     return TrainConfig()
 
 
-def model_config(model_type: ModelType | str, preset: Preset = Preset.TINY) -> PhoenixConfig:
+def model_config(
+    model_type: ModelType | str, preset: Preset = Preset.TINY, history: int | None = None
+) -> PhoenixConfig:
     """The architecture trained on worlds: the preset's transformer, 64 heads (ActionName
     0..63), float32 compute, vocab sized for synthetic worlds, right-anchored RoPE (every
-    candidate at the same position: its score does not depend on where it sits in the list)."""
+    candidate at the same position: its score does not depend on where it sits in the list);
+    `history` overrides the history length."""
     base = Preset(preset).config(model_type)
     if preset is Preset.TINY and ModelType(model_type) is ModelType.RANKER:
         base = base.replace(history_seq_len=TINY_RANKER_HISTORY)
+    if history is not None:
+        base = base.replace(history_seq_len=int(history))
     h = HashConfig()
     vocab = TINY_VOCAB if preset is Preset.TINY else dict.fromkeys(TINY_VOCAB, 1_000_000)
     hashes = HashConfig(*(dataclasses.replace(getattr(h, e), vocab_size=vocab[e])
@@ -296,12 +301,13 @@ def train_model(
     progress: Progress | None = None,
     force: bool = False,
     log: Log | None = None,
+    history: int | None = None,
 ) -> dict[str, Any]:
     """Train one model on a world and write it to `out/<model_type>` (xfeed format); `log`
     receives one record per validation evaluation."""
     model_type = ModelType(model_type)
     train_config = train_config or default_train_config(model_type)
-    cfg = model_config(model_type, preset)
+    cfg = model_config(model_type, preset, history)
     target = Path(out) / str(model_type)
     check_target(target, CHECKPOINT_OUTPUT, force, [world])  # before minutes of training
     t0 = time.perf_counter()

@@ -54,6 +54,9 @@ def train(
         ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(min=2, max=4096, help="Batch size.")] = None,
+    history: Annotated[
+        int | None, typer.Option(min=1, max=4096, help="History length (default: the preset's).")
+    ] = None,
     valid: Annotated[
         float,
         typer.Option(
@@ -122,7 +125,8 @@ def train(
                       highlight=False)  # fmt: skip
 
         meta = trainer.train_model(model, world, ckpt_out, preset=preset, train_config=tc,
-                                   progress=progress, log=log, force=force)  # fmt: skip
+                                   progress=progress, log=log, force=force,
+                                   history=history)  # fmt: skip
     if log_file is not None:
         write_lines(records, log_file)
     err.print(
