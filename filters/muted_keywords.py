@@ -32,6 +32,13 @@ def tokens(text: str) -> list[Token]:
     return [(m.group(1), m.group(2)) for m in _TOKEN.finditer(fold(text))]
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _text_tokens(text: str) -> tuple[list[Token], frozenset[str]]:
+    """A post text's tokens and its set of words, cached: the same posts reach many viewers."""
+    toks = tokens(text)
+    return toks, frozenset(w for _, w in toks)
+
+
 def _token_matches(keyword: Token, token: Token) -> bool:
     return keyword[1] == token[1] and (keyword[0] == "" or keyword[0] == token[0])
 
@@ -62,18 +69,19 @@ class MutedKeywordFilter(BaseFilter):
         texts = cands.get("text")
         hits: list[str | None] = [None] * len(cands)
         req = cands.req
-        for r in np.unique(req).tolist():
+        order = np.argsort(req, kind="stable")
+        reqs, starts = np.unique(req[order], return_index=True)
+        bounds = np.r_[starts, len(order)]
+        for j, r in enumerate(reqs.tolist()):
             keywords = [(k, tokens(k)) for k in queries[r].muted_keywords]  # tokenized once
             keywords = [(k, kw) for k, kw in keywords if kw]
 
-            @functools.cache
-            def hit(text: str, keywords=keywords) -> str | None:
-                toks = tokens(text)
-                words = {w for _, w in toks}  # a cheap pre-check before the sequence match
-                return next((k for k, kw in keywords if kw[0][1] in words and _contains(kw, toks)),
-                            None)  # fmt: skip
-
-            for i in np.flatnonzero(req == r).tolist():
-                hits[i] = hit(texts[i] or "")
+            firsts = {kw[0][1] for _, kw in keywords}
+            for i in order[bounds[j] : bounds[j + 1]].tolist():
+                toks, words = _text_tokens(texts[i] or "")
+                if firsts.isdisjoint(words):  # a cheap pre-check before the sequence match
+                    continue
+                hits[i] = next((k for k, kw in keywords if kw[0][1] in words
+                                and _contains(kw, toks)), None)  # fmt: skip
         remove = np.array([h is not None for h in hits], bool)
         return self.partition(remove, lambda rows: [f"muted keyword {hits[i]!r}" for i in rows])

@@ -147,8 +147,13 @@ def rank(query: FeedQuery) -> PipelineResult:
 
 
 def rank_batch(queries: list[FeedQuery]) -> BatchResult:
-    """The whole pipeline for a batch of requests sharing resources and params."""
-    return build_pipeline(queries[0]).execute(queries)
+    """The whole pipeline for a batch of requests sharing resources and params. Components run
+    one after another: over a batch each is a few large numpy calls, and threads only contend
+    for the GIL (measured ~20 % slower with 4 threads)."""
+    pipe = build_pipeline(queries[0])
+    if len(queries) > 1:
+        pipe.max_workers = 1
+    return pipe.execute(queries)
 
 
 # ---- one function per stage (the JSONL chain) -------------------------------------------------

@@ -75,9 +75,9 @@ class CoreDataHydrator(StageDefaults):
         roots = np.fromiter((a[1] if len(a) == 2 else 0 for a in anc), np.int64, len(anc))
         root_rows = self.world.post_rows(roots)
         root_users = np.where(root_rows >= 0, p["author_id"][np.maximum(root_rows, 0)], 0)
-        text = self.world.text
-        out["text"] = object_array([text[r] or "" if k else "" for r, k in
-                                    zip(rows.tolist(), known.tolist(), strict=True)])  # fmt: skip
+        text = self.world.text_array()[safe]  # [N] object
+        text[~known] = ""
+        out["text"] = text
         parents = out["in_reply_to_user_id"].tolist()
         users = [
             tuple(x for x in pair if x) for pair in zip(parents, root_users.tolist(), strict=True)

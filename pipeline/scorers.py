@@ -81,10 +81,11 @@ def head_weight_rows(queries: Sequence[FeedQuery], c: Cands) -> np.ndarray:
     w = w[c.req] if len(queries) else np.zeros((len(c), len(heads)))  # [N, H]
     mutual = ~_is_reply(c) & ~_is_retweet(c) & c.is_true("is_mutual_follow_author")
     w[:, col["reply"]] += np.where(mutual, _param(queries, c.req, "reply_mutual_follow_boost"), 0)
-    followers = np.array([q.follower_count for q in queries] + [None], object)[c.req]
-    viewer_small = np.array([f is None or f < q for f, q in zip(
-        followers, _param(queries, c.req, "vqv_max_viewer_followers", np.int64).tolist(),
-        strict=True)], bool)  # fmt: skip
+    followers = np.array([np.nan if q.follower_count is None else q.follower_count
+                          for q in queries] + [np.nan], np.float64)[c.req]  # fmt: skip
+    viewer_small = np.isnan(followers) | (
+        followers < _param(queries, c.req, "vqv_max_viewer_followers")
+    )
     long_video = ~c.null("video_duration_ms") & (
         c.get("video_duration_ms") > _param(queries, c.req, "vqv_min_video_ms", np.int64)
     )
@@ -135,22 +136,31 @@ class WeightedScorer(StageDefaults):
         parts, dwell = weighted_part_rows(queries, cands)  # [N, H], [N]
         pos = np.where(parts >= 0, parts, 0.0).sum(axis=1) + np.maximum(dwell, 0.0)
         neg = np.where(parts < 0, -parts, 0.0).sum(axis=1) + np.maximum(-dwell, 0.0)
-        ws = np.zeros(len(cands))
-        for r in np.unique(cands.req).tolist():  # the offset uses each request's weight sums
-            at = cands.req == r
-            ws[at] = offset_scores(pos[at] - neg[at], queries[r].params)
+        ws = offset_rows(pos - neg, queries, cands.req)
         return {"weighted_score": ws, "score": ws}
 
 
 def offset_scores(combined: np.ndarray, params: FeedParams) -> np.ndarray:
     """Negative handling over combined scores [N]: non-negative ones move up by the offset,
     net-negative ones are squeezed into [0, offset), below all of them."""
-    pos_sum, neg_sum = params.positive_sum, params.negative_sum
+    return _offset(combined, np.full(len(combined), params.positive_sum),
+                   np.full(len(combined), params.negative_sum),
+                   np.full(len(combined), params.negative_scores_offset))  # fmt: skip
+
+
+def offset_rows(combined: np.ndarray, queries: Sequence[FeedQuery], req: np.ndarray) -> np.ndarray:
+    """`offset_scores` with each row's request params."""
+    per = np.array([(q.params.positive_sum, q.params.negative_sum,
+                     q.params.negative_scores_offset) for q in queries] + [(0.0, 0.0, 0.0)],
+                   np.float64)[req]  # fmt: skip
+    return _offset(combined, per[:, 0], per[:, 1], per[:, 2])
+
+
+def _offset(combined, pos_sum, neg_sum, offset) -> np.ndarray:
     total = pos_sum + neg_sum
-    if total == 0:
-        return np.maximum(combined, 0.0)
-    return np.where(combined < 0, (combined + neg_sum) / total * params.negative_scores_offset,
-                    combined + params.negative_scores_offset)  # fmt: skip
+    safe = np.where(total == 0, 1.0, total)
+    out = np.where(combined < 0, (combined + neg_sum) / safe * offset, combined + offset)
+    return np.where(total == 0, np.maximum(combined, 0.0), out)
 
 
 def _score_or_zero(c: Cands) -> np.ndarray:

@@ -99,6 +99,14 @@ class WorldData:
             return dst[lo:hi]
         return dst[lo:hi][created[lo:hi] <= until_ms]
 
+    def text_array(self) -> np.ndarray:
+        """Post texts by post row as an object array ("" for none), built once."""
+        if "_text_array" not in self.__dict__:
+            arr = np.empty(len(self.text), object)
+            arr[:] = [t or "" for t in self.text]
+            self._text_array = arr
+        return self._text_array
+
     def user_column(self, name: str) -> np.ndarray:
         """A users column as a numpy array by user row (nulls as 0 / False)."""
         cache = self.__dict__.setdefault("_user_arrays", {})
@@ -114,28 +122,44 @@ class WorldData:
         until_ms: np.ndarray | None = None,
     ) -> np.ndarray:
         """For each i: does src_ids[i] have an edge of `kind` to dst_ids[i] (created at or
-        before until_ms[i] when given)?"""
-        src, dst, created = self.edges[kind]
-        a, b = np.asarray(src_ids, np.int64), np.asarray(dst_ids, np.int64)
-        if not len(a) or not len(src):
+        before until_ms[i] when given)? Binary search in the kind's sorted (src, dst) keys."""
+        keys, first = self._edge_index(kind)
+        ids = self._edge_ids()
+        a = _rows(ids, np.asarray(src_ids, np.int64))
+        b = _rows(ids, np.asarray(dst_ids, np.int64))
+        if not len(keys) or not len(a):
             return np.zeros(len(a), bool)
-        near = np.isin(dst, b)  # only edges into the wanted destinations matter
-        s, d, t = src[near].astype(np.int64), dst[near].astype(np.int64), created[near]
-        if not len(s):
-            return np.zeros(len(a), bool)
-        _, ia = np.unique(np.r_[a, s], return_inverse=True)
-        ub, ib = np.unique(np.r_[b, d], return_inverse=True)
-        keys = ia.astype(np.int64) * len(ub) + ib
-        want, have = keys[: len(a)], keys[len(a) :]
-        order = np.lexsort((t, have))  # by pair, oldest first
-        have, t = have[order], t[order]
-        first = np.r_[True, have[1:] != have[:-1]]
-        have, t = have[first], t[first]  # each pair's first edge
-        pos = np.minimum(np.searchsorted(have, want), len(have) - 1)
-        hit = have[pos] == want
+        want = a * len(ids) + b
+        pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+        hit = (a >= 0) & (b >= 0) & (keys[pos] == want)
         if until_ms is not None:
-            hit &= t[pos] <= np.asarray(until_ms, np.int64)
+            hit &= first[pos] <= np.asarray(until_ms, np.int64)
         return hit
+
+    def _edge_ids(self) -> np.ndarray:
+        """Every user id in the edges or the users table, ascending (built once)."""
+        if "_edge_id_array" not in self.__dict__:
+            parts = [self.user_ids] + [np.asarray(x, np.int64) for s, d, _ in
+                                       self.edges.values() for x in (s, d)]  # fmt: skip
+            self._edge_id_array = np.unique(np.concatenate(parts))
+        return self._edge_id_array
+
+    def _edge_index(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted unique (src, dst) keys of a kind's edges (ids ranked in `_edge_ids`), and
+        each pair's first creation time (built once)."""
+        cache = self.__dict__.setdefault("_edge_keys", {})
+        if kind not in cache:
+            src, dst, created = self.edges[kind]
+            ids = self._edge_ids()
+            keys = _rows(ids, np.asarray(src, np.int64)) * len(ids) + _rows(
+                ids, np.asarray(dst, np.int64)
+            )
+            t = np.asarray(created, np.int64)
+            order = np.lexsort((t, keys))
+            keys, t = keys[order], t[order]
+            first = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
+            cache[kind] = (keys[first], t[first])
+        return cache[kind]
 
     def deleted_before(self, post_ids: np.ndarray, now_ms: np.ndarray) -> np.ndarray:
         """For each post: was it deleted at or before now_ms[i]?"""
