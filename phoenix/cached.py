@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from phoenix.batch import RecsysBatch, RecsysEmbeddings
 from phoenix.config import PhoenixConfig
-from phoenix.ranker import PhoenixModel, padding_mask
+from phoenix.ranker import PhoenixModel, head_logits, padding_mask
 from phoenix.transformer import (
     RMS_EPS,
     apply_rope,
@@ -87,7 +87,7 @@ def cached_logits(
         x_u, x_c = _layer(params, f"transformer/decoder_layer_{i}", cfg, x_u, x_c, pos_u, pos_c,
                           mask_uu, key_valid, mask[:, u:])  # fmt: skip
     out = _rms(x_c, params["phoenix_model/rms_norm"]["scale"])
-    return jnp.dot(out, params["phoenix_model"]["unembeddings"].astype(out.dtype))
+    return head_logits(out, params["phoenix_model"]["unembeddings"])
 
 
 def _layer(params, pre, cfg, x_u, x_c, pos_u, pos_c, mask_uu, key_valid, self_valid):
@@ -142,10 +142,20 @@ def _layer(params, pre, cfg, x_u, x_c, pos_u, pos_c, mask_uu, key_valid, self_va
 
 
 @functools.lru_cache(maxsize=8)
-def cached_probs_fn(cfg: PhoenixConfig):
-    """jit of sigmoid(cached_logits) for a config (recompiles only per candidate bucket)."""
+def cached_probs_fn(cfg: PhoenixConfig, sigmoid_in_compute_dtype: bool = False):
+    """jit of sigmoid(cached_logits) for a config (recompiles only per candidate bucket): of the
+    logits cast to float32, or (upstream's run_pipeline) of the compute-dtype logits."""
 
     def probs(params, batch, emb):
-        return jax.nn.sigmoid(cached_logits(params, cfg, batch, emb).astype(jnp.float32))
+        return probabilities(cached_logits(params, cfg, batch, emb), sigmoid_in_compute_dtype)
 
     return jax.jit(probs)
+
+
+def probabilities(logits: jax.Array, in_compute_dtype: bool = False) -> jax.Array:
+    """sigmoid of logits [..., A] (compute dtype): in float32, or in the logits' own dtype as
+    upstream's run_pipeline does (bfloat16 probabilities, returned in that dtype: a cast inside
+    the jitted function would let XLA skip the bfloat16 rounding)."""
+    if in_compute_dtype:
+        return jax.nn.sigmoid(logits)
+    return jax.nn.sigmoid(logits.astype(jnp.float32))

@@ -20,8 +20,8 @@ from phoenix.transformer import RMSNorm, Transformer, right_anchored_positions
 
 
 class RankerOutput(NamedTuple):
-    logits: jax.Array  # [B, C, A] in fprop dtype
-    continuous: jax.Array  # [B, C, num_continuous_actions] float32 (sigmoid)
+    logits: jax.Array  # [B, C, A] in fprop dtype (float32 product, then cast)
+    continuous: jax.Array  # [B, C, num_continuous_actions] fprop dtype (float32 sigmoid, cast)
 
 
 def padding_mask(batch: RecsysBatch) -> jax.Array:
@@ -46,18 +46,21 @@ class PhoenixModel(hk.Module):
         self.transformer = transformer
 
     def embed_user_history(self, batch: RecsysBatch, emb: RecsysEmbeddings) -> jax.Array:
-        """Tokens of user + history, [B, 1 + S, D] float32 (before the fprop cast)."""
+        """Tokens of user + history, [B, 1 + S, D] float32 (before the fprop cast); the action,
+        surface and dwell embeddings are rounded to the fprop dtype before the projection."""
         c, d = self.cfg, self.cfg.emb_size
+        dtype = jnp.dtype(c.fprop_dtype)
         b, s = jnp.shape(batch.history_product_surface)
         user = features.block_user_reduce(emb.user_embeddings, d)  # [B, 1, D]
         history = features.block_history_reduce(
             [
                 features.flatten_hashes(emb.history_post_embeddings),  # [B, S, Hi·D]
                 features.flatten_hashes(emb.history_author_embeddings),  # [B, S, Ha·D]
-                features.action_embedding(batch.history_actions, d),  # [B, S, D]
+                # the per-feature embeddings in the compute dtype, as upstream
+                features.action_embedding(batch.history_actions, d).astype(dtype),  # [B, S, D]
                 features.product_surface_embedding(
                     batch.history_product_surface, c.product_surface_vocab_size, d
-                ),
+                ).astype(dtype),
                 features.dwell_embedding(
                     batch.history_continuous_actions,
                     (b, s),
@@ -65,14 +68,15 @@ class PhoenixModel(hk.Module):
                     d,
                     c.dwell_norm_scale,
                     c.dwell_use_log,
-                ),
+                ).astype(dtype),
             ],
             d,
         )  # [B, S, D]
         return jnp.concatenate([user, history], axis=1)
 
     def embed_candidates(self, batch: RecsysBatch, emb: RecsysEmbeddings) -> jax.Array:
-        """Candidate tokens, [B, C, D] float32."""
+        """Candidate tokens, [B, C, D] float32; the surface and post-age embeddings are rounded
+        to the fprop dtype before the projection."""
         c, d = self.cfg, self.cfg.emb_size
         if batch.candidate_impr_ts is None or batch.candidate_post_creation_ts is None:
             age = jnp.zeros(jnp.shape(batch.candidate_product_surface), jnp.int32)
@@ -89,14 +93,18 @@ class PhoenixModel(hk.Module):
             jnp.float32,
             init=hk.initializers.TruncatedNormal(0.02),
         )
+        dtype = jnp.dtype(c.fprop_dtype)
         return features.block_candidate_reduce(
             [
                 features.flatten_hashes(emb.candidate_post_embeddings),
                 features.flatten_hashes(emb.candidate_author_embeddings),
+                # the per-feature embeddings in the compute dtype, as upstream
                 features.product_surface_embedding(
                     batch.candidate_product_surface, c.product_surface_vocab_size, d
+                ).astype(dtype),
+                (jax.nn.one_hot(age, c.post_age_vocab_size, dtype=jnp.float32) @ age_table).astype(
+                    dtype
                 ),
-                jax.nn.one_hot(age, c.post_age_vocab_size, dtype=jnp.float32) @ age_table,
             ],
             d,
         )
@@ -132,9 +140,20 @@ class PhoenixModel(hk.Module):
             jnp.float32,
             init=hk.initializers.TruncatedNormal(0.02),
         )
-        logits = jnp.dot(out, unemb.astype(out.dtype))  # [B, C, A]
-        continuous = jax.nn.sigmoid(jnp.dot(out, cont.astype(out.dtype)).astype(jnp.float32))
-        return RankerOutput(logits, continuous)
+        return RankerOutput(head_logits(out, unemb), head_continuous(out, cont))
+
+
+def head_logits(out: jax.Array, unemb: jax.Array) -> jax.Array:
+    """out [..., D] (compute dtype) @ unembeddings [D, A] in float32, then cast to the compute
+    dtype (upstream's placement)."""
+    return jnp.dot(out.astype(jnp.float32), unemb.astype(jnp.float32)).astype(out.dtype)
+
+
+def head_continuous(out: jax.Array, cont: jax.Array) -> jax.Array:
+    """sigmoid(out [..., D] @ continuous_unembeddings [D, K]) in float32, then cast to the
+    compute dtype (upstream's placement)."""
+    prod = jnp.dot(out.astype(jnp.float32), cont.astype(jnp.float32))
+    return jax.nn.sigmoid(prod).astype(out.dtype)
 
 
 def ranker_forward(cfg: PhoenixConfig):

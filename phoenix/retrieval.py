@@ -73,19 +73,21 @@ class PhoenixRetrievalModel(hk.Module):
             rep [B, D] float32 unit norm, and the pre-normalisation norm [B, 1].
         """
         c, d = self.cfg, self.cfg.emb_size
+        dtype = jnp.dtype(c.fprop_dtype)
         user = features.block_user_reduce(emb.user_embeddings, d)  # [B, 1, D]
         history = features.block_history_reduce(
             [
                 features.flatten_hashes(emb.history_post_embeddings),
                 features.flatten_hashes(emb.history_author_embeddings),
-                features.action_embedding(batch.history_actions, d),
+                # the per-feature embeddings in the compute dtype, as upstream
+                features.action_embedding(batch.history_actions, d).astype(dtype),
                 features.product_surface_embedding(
                     batch.history_product_surface, c.product_surface_vocab_size, d
-                ),
+                ).astype(dtype),
             ],
             d,
         )  # [B, S, D]
-        tokens = jnp.concatenate([user, history], axis=1).astype(jnp.dtype(c.fprop_dtype))
+        tokens = jnp.concatenate([user, history], axis=1).astype(dtype)
         mask = jnp.concatenate(
             [
                 jnp.asarray(batch.user_hashes)[:, :1] != 0,

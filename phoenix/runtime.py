@@ -12,12 +12,11 @@ import logging
 
 import haiku as hk
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from phoenix import hashing, ranker, retrieval
 from phoenix.batch import RecsysBatch, RecsysEmbeddings
-from phoenix.cached import bucket, cached_probs_fn
+from phoenix.cached import bucket, cached_probs_fn, probabilities
 from phoenix.config import PhoenixConfig
 from phoenix.embeddings import EmbeddingTables
 from phoenix.inputs import UserHistory, embed_batch, make_batch
@@ -47,17 +46,22 @@ class Ranker:
 
     `path="reference"`: upstream's flow, chunks of `candidate_seq_len`, user+history recomputed
     per chunk. `path="cached"`: user+history once, all candidates in one pass (phoenix.cached);
-    the same scores up to float rounding.
+    the same scores up to float rounding. `upstream_sigmoid`: probabilities are the sigmoid of
+    the compute-dtype logits (bfloat16 probabilities, as upstream's run_pipeline), not of the
+    logits cast to float32.
     """
 
     PATHS = ("reference", "cached")
 
-    def __init__(self, ckpt: PhoenixCheckpoint, path: str = "reference"):
+    def __init__(
+        self, ckpt: PhoenixCheckpoint, path: str = "reference", upstream_sigmoid: bool = False
+    ):
         if not ckpt.config.is_ranker:
             raise ValueError("Ranker needs a ranker checkpoint")
         if path not in self.PATHS:
             raise ValueError(f"ranker path must be one of {self.PATHS}, got {path!r}")
         self.path = path
+        self.upstream_sigmoid = upstream_sigmoid
         self.ckpt = ckpt
         self.config = ckpt.config
         self.params = jax.device_put(unflatten(ckpt.params))  # on device once, not per call
@@ -65,7 +69,7 @@ class Ranker:
 
         def probs(params, batch, emb):
             out = fwd.apply(params, batch, emb)
-            return jax.nn.sigmoid(out.logits.astype(jnp.float32))  # [B, C, A]
+            return probabilities(out.logits, upstream_sigmoid)  # [B, C, A]
 
         self._probs = jax.jit(probs)
 
@@ -149,7 +153,7 @@ class Ranker:
             return np.zeros((0, self.config.num_actions), np.float32)
         batch, emb = self.cached_inputs(history, post_ids, author_ids, product_surface,
                                         impression_ts, creation_ts)  # fmt: skip
-        probs = cached_probs_fn(self.config)(self.params, batch, emb)  # [1, bucket, A]
+        probs = cached_probs_fn(self.config, self.upstream_sigmoid)(self.params, batch, emb)
         return np.asarray(probs, np.float32)[0, :n]
 
     def cached_inputs(

@@ -127,7 +127,7 @@ def run_phoenix_flow(
     if rank_ckpt is not None:
         t0 = time.perf_counter()
         ranker_history = load_sequence_json(seq_path, rank_ckpt.config.num_actions)
-        probs = Ranker(rank_ckpt).rank(ranker_history, post_ids, author_ids)
+        probs = Ranker(rank_ckpt, upstream_sigmoid=True).rank(ranker_history, post_ids, author_ids)
         heads = rank_ckpt.config.head_names
         weighted, missing = weighted_score(probs, heads, UPSTREAM_DEMO_WEIGHTS)
         order = np.lexsort((post_ids, -weighted))

@@ -1,0 +1,100 @@
+"""bfloat16 computed where upstream computes it (phoenix/recsys_model.py @0bfc279): the action,
+product-surface, dwell and post-age embeddings are cast to the compute dtype before the
+concatenation and projection; the heads multiply in float32 and cast afterwards;
+upstream's run_pipeline takes the sigmoid of the bfloat16 logits."""
+
+from __future__ import annotations
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from phoenix import features
+from phoenix.params import unflatten
+from phoenix.ranker import ranker_forward
+from phoenix.transformer import RMSNorm, Transformer, right_anchored_positions
+from tests.test_models import inputs
+
+F32 = jnp.float32
+
+
+class UpstreamPlacement(hk.Module):
+    """The ranker with upstream's dtype placement written out step by step (same params)."""
+
+    def __init__(self, cfg, transformer):
+        super().__init__(name="phoenix_model")
+        self.cfg, self.transformer = cfg, transformer
+
+    def _proj(self, x, name):  # float32 dot, cast back to the input's dtype
+        w = hk.get_parameter(name, (x.shape[-1], self.cfg.emb_size), F32)
+        return jnp.dot(x.astype(F32), w).astype(x.dtype)
+
+    def __call__(self, batch, emb):
+        c, d, dt = self.cfg, self.cfg.emb_size, jnp.dtype(self.cfg.fprop_dtype)
+        b, s = batch.history_product_surface.shape
+        n = batch.candidate_product_surface.shape[1]
+        user = self._proj(jnp.asarray(emb.user_embeddings, F32).reshape(b, 1, -1), "proj_mat_1")
+        hist = jnp.concatenate([
+            features.flatten_hashes(emb.history_post_embeddings),  # float32
+            features.flatten_hashes(emb.history_author_embeddings),
+            features.action_embedding(batch.history_actions, d).astype(dt),
+            features.product_surface_embedding(batch.history_product_surface, 16, d).astype(dt),
+            features.dwell_embedding(batch.history_continuous_actions, (b, s),
+                                     c.continuous_action_hidden_dim, d, c.dwell_norm_scale,
+                                     c.dwell_use_log).astype(dt),
+        ], axis=-1)  # fmt: skip
+        age_table = hk.get_parameter("post_age_embedding_table", (c.post_age_vocab_size, d), F32)
+        age = jnp.zeros((b, n), jnp.int32)  # no timestamps in these inputs: bucket 0
+        cand = jnp.concatenate([
+            features.flatten_hashes(emb.candidate_post_embeddings),
+            features.flatten_hashes(emb.candidate_author_embeddings),
+            features.product_surface_embedding(batch.candidate_product_surface, 16, d).astype(dt),
+            (jax.nn.one_hot(age, c.post_age_vocab_size, dtype=F32) @ age_table).astype(dt),
+        ], axis=-1)  # fmt: skip
+        tokens = jnp.concatenate(
+            [user, self._proj(hist, "proj_mat_3"), self._proj(cand, "proj_mat_2")], axis=1
+        ).astype(dt)
+        mask = jnp.concatenate(
+            [
+                jnp.asarray(batch.user_hashes)[:, :1] != 0,
+                jnp.asarray(batch.history_post_hashes)[:, :, 0] != 0,
+                jnp.asarray(batch.candidate_post_hashes)[:, :, 0] != 0,
+            ],
+            axis=1,
+        )
+        pos = right_anchored_positions(mask, 1, s, n) if c.right_anchored_rope else None
+        out = self.transformer(tokens, mask, candidate_start_offset=1 + s, positions=pos)
+        out = RMSNorm(name="rms_norm")(out)[:, 1 + s :]
+        unemb = hk.get_parameter("unembeddings", (d, c.num_actions), F32)
+        cont = hk.get_parameter("continuous_unembeddings", (d, c.num_continuous_actions), F32)
+        logits = jnp.dot(out.astype(F32), unemb).astype(dt)  # float32 product, then cast
+        continuous = jax.nn.sigmoid(jnp.dot(out.astype(F32), cont)).astype(dt)
+        return logits, continuous
+
+
+def test_bfloat16_logits_are_bit_identical_to_upstreams_placement(mini_ranker_ckpt):
+    ckpt = mini_ranker_ckpt
+    assert ckpt.config.fprop_dtype == "bfloat16"
+    _, batch, emb = inputs(ckpt, np.random.default_rng(21), 32, hist_len=40)
+    params = unflatten(ckpt.params)
+
+    def upstream(batch, emb):
+        return UpstreamPlacement(ckpt.config, Transformer(ckpt.config.transformer))(batch, emb)
+
+    want = jax.jit(hk.without_apply_rng(hk.transform(upstream)).apply)(params, batch, emb)
+    got = jax.jit(hk.without_apply_rng(hk.transform(ranker_forward(ckpt.config))).apply)(
+        params, batch, emb
+    )
+    assert got.logits.dtype == jnp.bfloat16 and got.continuous.dtype == jnp.bfloat16
+    assert np.array_equal(np.asarray(got.logits, np.float32), np.asarray(want[0], np.float32))
+    assert np.array_equal(np.asarray(got.continuous, np.float32), np.asarray(want[1], np.float32))
+
+
+def test_upstream_flow_probabilities_are_bfloat16_sigmoids(fake_artifacts):
+    from upstream.run_pipeline import run_phoenix_flow
+
+    res = run_phoenix_flow(fake_artifacts, top_k_retrieval=40)
+    probs = np.asarray(res.probs, np.float32)
+    assert np.array_equal(probs, probs.astype(jnp.bfloat16).astype(np.float32))
+    assert len(np.unique(probs)) > 10
