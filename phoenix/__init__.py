@@ -1,7 +1,7 @@
 """Phoenix: a faithful JAX/dm-haiku port of X's For You ranking and retrieval models.
 
 Re-implements xai-org/x-algorithm `phoenix/` (haiku v2, 0bfc279) from the facts in
-`shared/specs/phoenix_spec.md`. Submodules, one concern each:
+`docs/specs/phoenix_spec.md`. Submodules, one concern each:
 
 - `actions`: the proto ActionName taxonomy; head names derive from it.
 - `config`: frozen dataclass configs, saved with every checkpoint.

@@ -21,7 +21,7 @@ from phoenix.params import random_params  # noqa: E402
 from phoenix.runtime import PhoenixCheckpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-UPSTREAM = REPO.parent / "shared" / "specs" / "upstream_artifacts"
+UPSTREAM = REPO / "tests" / "fixtures" / "upstream"  # copies, see ORIGIN.md there
 TINY_VOCAB = 64
 
 
@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def upstream_dir() -> Path:
-    """Exact copies of the upstream mini checkpoint's small files."""
+    """Exact copies of the upstream mini checkpoint's small files (tests/fixtures/upstream)."""
     if not UPSTREAM.exists():
         pytest.fail(f"reference files missing: {UPSTREAM}")
     return UPSTREAM
