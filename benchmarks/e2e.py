@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.core import DEFAULT_WORKDIR, Report, Row, Timing, device_info, logger
+from checkpoints.corpus import corpus_header
 from checkpoints.safetensors_io import read_header
 from pipeline.feed import BUNDLED, new_query, rank
 from pipeline.params import FeedParams
@@ -20,7 +21,7 @@ from pipeline.query import Resources
 from thunder.log import read_logs
 from thunder.snapshot import save_snapshot
 from thunder.store import build_store
-from training.index import build_index
+from world.corpus import build_corpus, checkpoint_hash
 from world.synth import SynthConfig, synth_world
 from world.tables import read_table, read_world_json
 
@@ -33,9 +34,12 @@ def prepare_world(posts: int, workdir: Path, checkpoint: str, users: int = 2000)
         logger.info("e2e: generating a world of ~%d posts (about a minute per million)", posts)
         # ~15% of 2 days of posts fall out of the retention window at as_of
         synth_world(world, SynthConfig(users=users, days=2.0, posts_per_user=posts / users * 1.17))
-    if not (world / "corpus.safetensors").exists():
+    corpus = world / "corpus.safetensors"
+    if not corpus.exists() or corpus_header(corpus).get("checkpoint_hash") != checkpoint_hash(
+        checkpoint
+    ):
         logger.info("e2e: embedding the corpus")
-        build_index(checkpoint, world, world / "corpus.safetensors")
+        build_corpus(checkpoint, world, corpus)
     if not (world / "thunder" / "manifest.json").exists():
         logger.info("e2e: building the Thunder snapshot")
         log = read_logs([world / "posts.parquet"])

@@ -1,7 +1,8 @@
 """Retrieval corpora: post ids, author ids and unit-norm candidate-tower embeddings.
 
 - xfeed `corpus.safetensors` (data.md): `post_ids` [N] int64, `author_ids` [N] int64,
-  `embeddings` [N, D] float32, header metadata `xfeed` = JSON naming the checkpoint.
+  `embeddings` [N, D] float32, header metadata `xfeed` = JSON naming the checkpoint and world
+  it was built from, with their content hashes (world/corpus.py).
 - upstream `sports_corpus.npz` (phoenix_spec.md §3.2 step 4): `post_ids`,
   `candidate_representations` [N, D], `author_ids`, optional `topics`.
 """
@@ -86,6 +87,22 @@ def load_corpus(path: Path | str, mmap: bool = True) -> Corpus:
         None,
         {"format": "xfeed", "path": str(path), **header},
     )
+
+
+def corpus_header(path: Path | str) -> dict[str, Any]:
+    """The JSON header of an xfeed corpus (what it was built from; reads no tensor data); {} for
+    upstream's .npz, which records nothing."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        if not path.exists():
+            raise CheckpointError(f"{path}: corpus file not found")
+        return {}
+    _, meta, _ = safetensors_io.read_header(path)
+    try:
+        header = json.loads(meta.get("xfeed", "{}"))
+    except json.JSONDecodeError:
+        return {}
+    return header if isinstance(header, dict) else {}
 
 
 def save_corpus(

@@ -29,7 +29,7 @@ from pipeline.framework import BatchResult, CandidatePipeline, PipelineResult
 from pipeline.params import FeedParams
 from pipeline.query import FeedQuery, Resources, query_hydrators
 from pipeline.selector import TopKScoreSelector
-from pipeline.sources import PhoenixRetrievalSource, ThunderSource, default_corpus_path
+from pipeline.sources import PhoenixRetrievalSource, ThunderSource
 from world.data import WorldData
 from world.tables import read_world_json
 
@@ -74,6 +74,15 @@ def _retrieval(checkpoint: str, corpus: str) -> tuple[Retriever, Corpus]:
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def _corpus_path(checkpoint: str, world: str, corpus: str | None) -> str:
+    """The corpus bound to this checkpoint and world (world/corpus.py: the world's own, one built
+    into the cache, or an error naming the `xfeed index build` command)."""
+    from world.corpus import resolve  # noqa: PLC0415
+
+    return resolve(checkpoint, world, corpus)
+
+
 @functools.lru_cache(maxsize=4)
 def _history_length(checkpoint: str) -> int:
     """The longest history either model reads (configs only, no weights loaded)."""
@@ -93,7 +102,7 @@ def build_pipeline(query: FeedQuery, parts: frozenset[str] = PARTS) -> Candidate
     world = _world(r.world) if parts & {"query", "sources", "hydrators", "post"} else None
     sources, scorers = [], []
     if "sources" in parts:
-        retriever, corpus = _retrieval(r.checkpoint, default_corpus_path(query))
+        retriever, corpus = _retrieval(r.checkpoint, _corpus_path(r.checkpoint, r.world, r.corpus))
         sources = [ThunderSource(), PhoenixRetrievalSource(retriever, corpus, world)]
     if "scorers" in parts:
         scorers = [

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from checkpoints.corpus import Corpus, load_corpus
+from checkpoints.corpus import Corpus
 from pipeline.columns import Cands, object_array
 from pipeline.framework import StageDefaults
 from pipeline.hydrators import SNOWFLAKE_EPOCH_MS
@@ -160,11 +160,3 @@ def live_rows(corpus: Corpus, world: WorldData, now_ms: int) -> np.ndarray | Non
     created = np.where(rows >= 0, world.posts["created_ms"][np.maximum(rows, 0)],
                        (corpus.post_ids >> 22) + SNOWFLAKE_EPOCH_MS)  # fmt: skip
     return np.flatnonzero(created <= now_ms)
-
-
-def default_corpus_path(query: FeedQuery) -> str:
-    return query.resources.corpus or str(Path(query.resources.world) / "corpus.safetensors")
-
-
-def load_default_corpus(query: FeedQuery) -> Corpus:
-    return load_corpus(default_corpus_path(query))

@@ -20,7 +20,7 @@ evaluation = lazy("training.evaluation")
 loo = lazy("training.loo")
 tables = lazy("world.tables")
 timespec = lazy("thunder.timespec")
-index = lazy("training.index")
+corpora = lazy("world.corpus")
 trainer = lazy("training.trainer")
 
 index_app = typer.Typer(help="Retrieval corpora.", no_args_is_help=True, cls=XFeedGroup)
@@ -153,16 +153,18 @@ def index_build(
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
 ) -> None:
-    """Embed every live post of a world with the checkpoint's candidate tower.
+    """Embed every live post of a world with the checkpoint's candidate tower; the corpus
+    records both content hashes, so `rank` uses it only with this checkpoint and world.
 
     Example: xfeed index build --checkpoint ckpt --world my-world
     """
     use_device(device)
     target = corpus_out or world / "corpus.safetensors"
     if max_age is None:
-        max_age = "none" if tables.read_world_json(world).get("imported") else "2d"
-    retention = None if max_age.lower() == "none" else timespec.parse_duration_ms(max_age)
-    header = index.build_index(checkpoint, world, target, retention_ms=retention, force=force)
+        retention = corpora.default_retention_ms(world)
+    else:
+        retention = None if max_age.lower() == "none" else timespec.parse_duration_ms(max_age)
+    header = corpora.build_corpus(checkpoint, world, target, retention_ms=retention, force=force)
     err.print(f"wrote {target}: {header['posts']:,} posts", highlight=False)
 
 
