@@ -38,7 +38,10 @@ WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="TOML overrid
 TopKOpt = Annotated[int | None, typer.Option("--top-k", min=1, help="Feed size (default 35).")]
 LenientOpt = Annotated[bool, typer.Option("--lenient", help="Fail open, as upstream.")]
 RankerOpt = Annotated[
-    str | None, typer.Option("--ranker", help="cached (default) or reference (upstream's chunks).")
+    str | None,
+    typer.Option(
+        "--ranker", help="Phoenix path: cached (default) or reference (upstream's chunks)."
+    ),
 ]
 InOpt = Annotated[Path | None, typer.Option("--in", help="Candidate JSONL (default: stdin).")]
 
@@ -156,6 +159,7 @@ def rank(
     weights: WeightsOpt = None,
     top_k: TopKOpt = None,
     lenient: LenientOpt = False,
+    ranker: RankerOpt = None,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
     out_path: Annotated[
@@ -194,12 +198,12 @@ def rank(
 
         if force:
             raise InputError("--force does not apply to --users (use a new --out or --resume)")
-        q = _query(1, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient)
+        q = _query(1, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient, ranker)
         population.run(users, out_path, q.resources, q.params,
                        parse_time_ms(now) if now else None, lenient, keep, shard, resume, engine,
                        ray_address)  # fmt: skip
         return
-    q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient)
+    q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient, ranker)
     result = feed.rank(q)
     if as_json or out_path:
         _stream_out(result.query, result.selected, out_path, force)
@@ -217,6 +221,7 @@ def retrieve(
     weights: WeightsOpt = None,
     top_k: TopKOpt = None,
     lenient: LenientOpt = False,
+    ranker: RankerOpt = None,
     device: DeviceOpt = "auto",
     out_path: OutOpt = None,
     force: ForceOpt = False,
@@ -226,7 +231,7 @@ def retrieve(
     Example: xfeed retrieve --user 1007 -o cands.jsonl
     """
     use_device(device)
-    q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient)
+    q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient, ranker)
     q, cands, result = feed.retrieve(q)
     _summary(result, f"retrieve: {len(cands)} candidates")
     _stream_out(q, cands, out_path, force)

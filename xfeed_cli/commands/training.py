@@ -36,7 +36,7 @@ def train(
     steps: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Optimizer steps (default: ranker 3000, retrieval 1500)."
+            min=1, help="Optimizer steps (default: ranker 4500, retrieval 1500)."
         ),  # fmt: skip
     ] = None,
     holdout: Annotated[
