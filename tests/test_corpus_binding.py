@@ -31,6 +31,7 @@ def other_checkpoint(tmp_path_factory):
     shutil.copytree(BUNDLED_CKPT, out)
     path = out / "retrieval" / "model.safetensors"
     tensors, meta = safetensors_io.load(path, mmap=False)
+    path.unlink()  # a copy: write the changed weights afresh
     safetensors_io.save(path, {k: np.asarray(v) * np.float32(-0.5) for k, v in tensors.items()},
                         meta)  # fmt: skip
     return out
