@@ -98,3 +98,57 @@ def test_upstream_flow_probabilities_are_bfloat16_sigmoids(fake_artifacts):
     probs = np.asarray(res.probs, np.float32)
     assert np.array_equal(probs, probs.astype(jnp.bfloat16).astype(np.float32))
     assert len(np.unique(probs)) > 10
+
+
+class UpstreamUserTower(hk.Module):
+    """The retrieval user tower with upstream's dtype placement written out."""
+
+    def __init__(self, cfg, transformer):
+        super().__init__(name="phoenix_retrieval_model")
+        self.cfg, self.transformer = cfg, transformer
+
+    def __call__(self, batch, emb):
+        d, dt = self.cfg.emb_size, jnp.dtype(self.cfg.fprop_dtype)
+
+        def proj(x, name):
+            w = hk.get_parameter(name, (x.shape[-1], d), F32)
+            return jnp.dot(x.astype(F32), w).astype(x.dtype)
+
+        b = batch.history_product_surface.shape[0]
+        user = proj(jnp.asarray(emb.user_embeddings, F32).reshape(b, 1, -1), "proj_mat_1")
+        hist = jnp.concatenate([
+            features.flatten_hashes(emb.history_post_embeddings),
+            features.flatten_hashes(emb.history_author_embeddings),
+            features.action_embedding(batch.history_actions, d).astype(dt),
+            features.product_surface_embedding(batch.history_product_surface, 16, d).astype(dt),
+        ], axis=-1)  # fmt: skip
+        tokens = jnp.concatenate([user, proj(hist, "proj_mat_3")], axis=1).astype(dt)
+        mask = jnp.concatenate(
+            [
+                jnp.asarray(batch.user_hashes)[:, :1] != 0,
+                jnp.asarray(batch.history_post_hashes)[:, :, 0] != 0,
+            ],
+            axis=1,
+        )
+        out = self.transformer(tokens, mask, candidate_start_offset=None).astype(F32)
+        m = mask.astype(F32)[..., None]
+        mean = jnp.sum(out * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), 1.0)
+        return mean * jax.lax.rsqrt(jnp.maximum(jnp.sum(mean * mean, -1, keepdims=True), 1e-12))
+
+
+def test_bfloat16_user_tower_follows_upstreams_placement():
+    from phoenix.retrieval import user_forward
+    from tests.conftest import tiny_checkpoint
+
+    ckpt = tiny_checkpoint("retrieval", seed=1, fprop_dtype="bfloat16")
+    _, batch, emb = inputs(ckpt, np.random.default_rng(22), 0, hist_len=12)
+    params = unflatten(ckpt.params)
+
+    def upstream(batch, emb):
+        return UpstreamUserTower(ckpt.config, Transformer(ckpt.config.transformer))(batch, emb)
+
+    want = jax.jit(hk.without_apply_rng(hk.transform(upstream)).apply)(params, batch, emb)
+    got, _ = jax.jit(hk.without_apply_rng(hk.transform(user_forward(ckpt.config))).apply)(
+        params, batch, emb
+    )
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
