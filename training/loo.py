@@ -149,11 +149,12 @@ def evaluate_loo(
     k: int = 10,
     rerank: int = 200,
     relevant: ActionName | None = None,
-    rank_head: ActionName = FAV,
+    rank_head: ActionName | None = None,
 ) -> dict[str, Any]:
     """Leave-one-out full-ranking metrics of the baselines and, with a checkpoint bundle, of
     retrieval and retrieve-then-rank. `relevant` None: any interaction (the default for imported
-    worlds)."""
+    worlds). `rank_head`: the ranker head that reorders retrieval's top R; default the relevant
+    action, or for "any interaction" the imported log's consumed action (favorite otherwise)."""
     root = Path(checkpoint) if checkpoint is not None else None
     retrieval = ranker = None
     prov: dict[str, Any] = {}
@@ -163,6 +164,10 @@ def evaluate_loo(
         ranker, prov["ranker"] = load_model(root, ModelType.RANKER)
     if root is not None and retrieval is None:
         raise WorldError(f"{root}: no retrieval model (the protocol ranks the whole catalogue)")
+    meta = read_world_json(world)
+    if rank_head is None:
+        consumed = meta.get("source", {}).get("spec", {}).get("consumed_action")
+        rank_head = relevant or (ActionName[consumed] if consumed else FAV)
     num_actions = max([c.config.num_actions for c in (retrieval, ranker) if c] or [FAV + 1])
     split = loo_split(world, num_actions, relevant)
     seq = split.seq
@@ -204,7 +209,6 @@ def evaluate_loo(
             out_ranks["retrieve-then-rank"].append(int(ahead.sum()) + 1)
         if rk is None:
             del out_ranks["retrieve-then-rank"]
-    meta = read_world_json(world)
     holdout = {m: p.get("holdout") for m, p in prov.items()}
     return {
         "world": str(world),
