@@ -71,7 +71,7 @@ def _floor(spec: pop.RunSpec, ids: np.ndarray, stage_ms: dict[str, float]) -> di
     ranker = feed._ranker(spec.resources.checkpoint, spec.params.ranker)
     cfg = ranker.config
     hist = result.query.user_history(cfg.num_actions, cfg.history_seq_len)
-    posts = np.array([c.post_id for c in result.retrieved], np.int64)
+    posts = np.array([c.original_post_id for c in result.scored], np.int64)  # what it ranks
     flops = ranker.cached_flops(hist, posts)  # one user at its bucket
     rate = matmul_gflops("float32")
     phoenix_ms = flops / (rate * 1e9) * 1e3
