@@ -44,7 +44,7 @@ class _Split:
     created: dict[int, int]  # post id -> created_ms
 
 
-def _history(seq: Sequences, u: int, stop: int, length: int) -> UserHistory:
+def user_history(seq: Sequences, u: int, stop: int, length: int) -> UserHistory:
     """The user's most recent `length` items before `stop` (the model's history window)."""
     sl = slice(max(int(seq.offsets[u]), stop - length), stop)
     return UserHistory(
@@ -89,7 +89,7 @@ def evaluate_ranker(checkpoint: Path | str, world: Path | str, seed: int = 0) ->
         lo, hi = int(split[u]), int(seq.offsets[u + 1])
         if hi - lo < 1:
             continue
-        history = _history(seq, u, lo, cfg.history_seq_len)
+        history = user_history(seq, u, lo, cfg.history_seq_len)
         probs = ranker.rank(history, seq.post_id[lo:hi], seq.author_id[lo:hi], seq.surface[lo:hi])
         labels = seq.actions[lo:hi, : cfg.num_actions]
         all_probs.append(probs)
@@ -156,7 +156,7 @@ def evaluate_retrieval(checkpoint: Path | str, world: Path | str, seed: int = 0)
     users = [u for u in range(len(seq.user_ids))
              if (seq.actions[int(split[u]) : int(seq.offsets[u + 1]), FAV] > 0).any()]  # fmt: skip
     reps = retriever.encode_users(  # [users, D], one jitted call per 64 users
-        [_history(seq, u, int(split[u]), ckpt.config.history_seq_len) for u in users]
+        [user_history(seq, u, int(split[u]), ckpt.config.history_seq_len) for u in users]
     )
     for u, rep in zip(users, reps, strict=True):
         lo, hi = int(split[u]), int(seq.offsets[u + 1])

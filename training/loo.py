@@ -28,8 +28,8 @@ import pyarrow.compute as pc
 from checkpoints.formats import load_model
 from phoenix.actions import ActionName
 from phoenix.config import ModelType
-from phoenix.inputs import UserHistory
 from phoenix.runtime import Ranker, Retriever
+from training.evaluation import user_history
 from world.sequences import Sequences, load_sequences, loo_points
 from world.tables import WorldError, read_table, read_world_json
 
@@ -133,14 +133,6 @@ def baseline_scores(split: LooSplit) -> dict[str, np.ndarray]:
     return {"popularity": np.broadcast_to(pop, mine.shape), "item-knn": knn}
 
 
-def _history(seq: Sequences, u: int, stop: int, length: int) -> UserHistory:
-    sl = slice(max(int(seq.offsets[u]), stop - length), stop)
-    return UserHistory(
-        user_id=int(seq.user_ids[u]), post_ids=seq.post_id[sl], author_ids=seq.author_id[sl],
-        actions=seq.actions[sl], product_surface=seq.surface[sl], dwell_s=seq.dwell_s[sl],
-    )  # fmt: skip
-
-
 def evaluate_loo(
     world: Path | str,
     checkpoint: Path | str | None = None,
@@ -184,7 +176,7 @@ def evaluate_loo(
         emb = r.encode_posts(split.catalogue, split.catalogue_authors)  # [I, D]
         hl = retrieval.config.history_seq_len
         pairs = zip(split.users, split.target, strict=True)
-        reps = r.encode_users([_history(seq, int(u), int(t), hl) for u, t in pairs])  # [U', D]
+        reps = r.encode_users([user_history(seq, int(u), int(t), hl) for u, t in pairs])  # [U', D]
         out_ranks["retrieval"], out_ranks["retrieve-then-rank"] = [], []
         rk = Ranker(ranker) if ranker is not None else None
         for j in range(len(split.users)):
@@ -201,7 +193,7 @@ def evaluate_loo(
             s2[excl[j]] = -np.inf
             order = np.lexsort((tiebreak, -s2))[:rerank]  # retrieval's top R
             u, t = int(split.users[j]), int(split.target[j])
-            hist = _history(seq, u, t, ranker.config.history_seq_len)
+            hist = user_history(seq, u, t, ranker.config.history_seq_len)
             probs = rk.rank(hist, split.catalogue[order], split.catalogue_authors[order])
             p = probs[:, int(rank_head)].astype(np.float64)
             mine = int(np.flatnonzero(order == tgt)[0])

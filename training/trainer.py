@@ -108,6 +108,16 @@ def _stack(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
 
+def training_catalogue(seq: Sequences, split: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(post ids [I] sorted, author ids [I], counts [I]) of every post among the users' training
+    items (before `split`): the item distribution for sampled negatives and the log-Q counts."""
+    train = np.zeros(len(seq.post_id), bool)
+    for u in range(len(seq.user_ids)):
+        train[int(seq.offsets[u]) : int(split[u])] = True
+    cat_id, first, counts = np.unique(seq.post_id[train], return_index=True, return_counts=True)
+    return cat_id, seq.author_id[train][first], counts
+
+
 def ranker_examples(
     seq: Sequences,
     cfg: PhoenixConfig,
@@ -125,11 +135,7 @@ def ranker_examples(
     tc = tc or TrainConfig()
     c, h = cfg.candidate_seq_len, cfg.hash
     n_neg = min(tc.sampled_negatives, c - 1)
-    train = np.zeros(len(seq.post_id), bool)
-    for u in range(len(seq.user_ids)):
-        train[int(seq.offsets[u]) : int(split[u])] = True
-    cat_id, first, counts = np.unique(seq.post_id[train], return_index=True, return_counts=True)
-    cat_author = seq.author_id[train][first]
+    cat_id, cat_author, counts = training_catalogue(seq, split)
     cum = np.cumsum(counts) / counts.sum() if len(counts) else np.zeros(0)
     rng = np.random.default_rng(tc.seed + 3)
     rows = []
@@ -217,11 +223,7 @@ def retrieval_examples(
     tc = tc or TrainConfig()
     h, nh = cfg.hash, tc.hard_negatives
     pos_item, neg_item = item_labels(seq, tc.positives)
-    train = np.zeros(len(seq.post_id), bool)
-    for u in range(len(seq.user_ids)):
-        train[int(seq.offsets[u]) : int(split[u])] = True
-    cat_id, first, counts = np.unique(seq.post_id[train], return_index=True, return_counts=True)
-    cat_author = seq.author_id[train][first]
+    cat_id, cat_author, counts = training_catalogue(seq, split)
     count_of = dict(zip(cat_id.tolist(), counts.tolist(), strict=True))
     rows_of = {int(p): i for i, p in enumerate(cat_id if catalogue is None else catalogue)}
     rows = []
@@ -326,9 +328,7 @@ def train_model(
     else:
         examples = retrieval_examples(seq, cfg, train_end, train_config)
         if train_config.valid_fraction > 0:
-            cat = np.unique(seq.post_id[np.concatenate(
-                [np.arange(seq.offsets[u], train_end[u]) for u in range(len(seq.user_ids))]
-            ).astype(np.int64)])  # fmt: skip
+            cat = training_catalogue(seq, train_end)[0]
             valid = retrieval_examples(seq, cfg, split, train_config, begin=train_end,
                                        catalogue=cat)  # fmt: skip
         params, tables, losses, records = train_retrieval(cfg, examples, train_config, progress,
