@@ -29,13 +29,11 @@ from pipeline.framework import BatchResult, CandidatePipeline, PipelineResult
 from pipeline.params import FeedParams
 from pipeline.query import FeedQuery, Resources, query_hydrators
 from pipeline.selector import TopKScoreSelector
-from pipeline.sources import PhoenixRetrievalSource, ThunderSource
-from world.data import WorldData
-from world.tables import read_world_json
 
 if TYPE_CHECKING:
     from checkpoints.corpus import Corpus
     from phoenix.runtime import Ranker, Retriever
+    from world.data import WorldData
 
 REPO = Path(__file__).resolve().parent.parent
 BUNDLED = Resources(
@@ -48,6 +46,8 @@ BUNDLED = Resources(
 
 @functools.lru_cache(maxsize=4)
 def _world(path: str) -> WorldData:
+    from world.data import WorldData  # noqa: PLC0415 (pyarrow only where a stage reads a world)
+
     world = WorldData(path)
     _ = world.activity
     gc.freeze()  # long-lived: keep its objects out of every later full collection
@@ -102,6 +102,8 @@ def build_pipeline(query: FeedQuery, parts: frozenset[str] = PARTS) -> Candidate
     world = _world(r.world) if parts & {"query", "sources", "hydrators", "post"} else None
     sources, scorers = [], []
     if "sources" in parts:
+        from pipeline.sources import PhoenixRetrievalSource, ThunderSource  # noqa: PLC0415
+
         retriever, corpus = _retrieval(r.checkpoint, _corpus_path(r.checkpoint, r.world, r.corpus))
         sources = [ThunderSource(), PhoenixRetrievalSource(retriever, corpus, world)]
     if "scorers" in parts:
@@ -145,6 +147,8 @@ def new_query(
     lenient: bool = False,
 ) -> FeedQuery:
     """An unhydrated query; the request time defaults to the world's as_of_ms."""
+    from world.tables import read_world_json  # noqa: PLC0415
+
     now = int(read_world_json(resources.world)["as_of_ms"]) if now_ms is None else int(now_ms)
     return FeedQuery(user_id=int(user_id), now_ms=now, resources=resources,
                      params=params or FeedParams(), lenient=lenient)  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,7 +17,9 @@ from phoenix.actions import ActionName as A
 from pipeline.columns import Cands, object_array
 from pipeline.framework import StageDefaults
 from pipeline.query import FeedQuery
-from world.data import WorldData
+
+if TYPE_CHECKING:
+    from world.data import WorldData
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
 

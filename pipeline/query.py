@@ -6,7 +6,7 @@ sequence the models read. The query round-trips through JSON (the first line of 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,7 +14,9 @@ from phoenix.inputs import UserHistory
 from pipeline.candidates import id_json, parse_id
 from pipeline.framework import StageDefaults
 from pipeline.params import FeedParams, params_from_dict
-from world.data import WorldData
+
+if TYPE_CHECKING:
+    from world.data import WorldData
 
 
 @dataclasses.dataclass(frozen=True)

@@ -135,3 +135,22 @@ def test_output_into_a_closed_pipe_ends_quietly():
     proc.wait(timeout=60)
     assert json.loads(first)["user_id"]
     assert stderr == ""
+
+
+def test_param_shapes_are_remembered_and_keyed_by_config(tmp_path, monkeypatch):
+    from phoenix import params
+    from tests.conftest import tiny_config
+
+    monkeypatch.setenv("XFEED_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("XFEED_COMPILE_CACHE", "1")
+    cfg, other = tiny_config("ranker"), tiny_config("ranker", history_seq_len=9)
+    traced = params._traced_shapes(cfg)
+    assert params.param_shapes.__wrapped__(cfg) == traced
+    assert len(list((tmp_path / "param-shapes").iterdir())) == 1
+    monkeypatch.setattr(params, "_traced_shapes", lambda c: pytest.fail("traced again"))
+    assert params.param_shapes.__wrapped__(cfg) == traced  # read back, not traced
+    monkeypatch.undo()
+    monkeypatch.setenv("XFEED_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("XFEED_COMPILE_CACHE", "1")
+    assert params.param_shapes.__wrapped__(other) == params._traced_shapes(other)
+    assert len(list((tmp_path / "param-shapes").iterdir())) == 2
