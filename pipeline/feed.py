@@ -231,10 +231,16 @@ def explain(query: FeedQuery, post_ids: Sequence[int] = (), top: int = 0) -> lis
     return explain_posts(rank(query), post_ids, top)
 
 
-def whatif(query: FeedQuery, params_a: FeedParams, params_b: FeedParams) -> dict[str, Any]:
-    """The two slates under two parameter sets, and what moved, entered or left."""
+def whatif(
+    query: FeedQuery,
+    params_a: FeedParams,
+    params_b: FeedParams,
+    resources_b: Resources | None = None,
+) -> dict[str, Any]:
+    """The two slates under two parameter sets (and, with `resources_b`, another checkpoint or
+    world for B), and what moved, entered or left."""
     a = rank(dataclasses.replace(query, params=params_a))
-    b = rank(dataclasses.replace(query, params=params_b))
+    b = rank(dataclasses.replace(query, params=params_b, resources=resources_b or query.resources))
     ia = [c.post_id for c in a.selected]
     ib = [c.post_id for c in b.selected]
     moved = [{"post_id": str(p), "from": ia.index(p) + 1, "to": ib.index(p) + 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -98,3 +99,17 @@ def test_world_check_names_missing_and_mistyped_columns(runner, tmp_path):
     assert not any(f["table"] == "posts" for f in report["findings"] if f["level"] == "problem")
     text = runner.invoke(app, ["world", "check", str(world)])
     assert text.exit_code == 1 and "follower_count" in text.stdout
+
+
+def test_the_shipped_data_contract_matches_the_schema_checked():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "data.md").read_text()
+    for table, columns in TABLES.items():
+        section = doc.split(f"### `{table}.parquet`")[1].split("###")[0]
+        for c in columns:
+            line = next(x for x in section.splitlines() if x.startswith(f"| `{c.name}` |"))
+            cells = [x.strip() for x in line.strip("|").split("|")]
+            assert cells[2] == ("yes" if c.nullable else "no"), (table, c.name)
+            assert cells[1] == str(c.type).replace("<item: string>", "<string>").replace(
+                "float", "float32"
+            ), (table, c.name)
+    assert "../shared" not in doc and "shared/specs" not in doc

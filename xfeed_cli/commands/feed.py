@@ -19,6 +19,7 @@ from xfeed_cli.console import InputError, dumps, err, out, write_lines
 from xfeed_cli.device import use_device
 from xfeed_cli.lazy import lazy
 from xfeed_cli.options import DeviceOpt, ForceOpt, JsonOpt, OutOpt
+from xfeed_cli.render import Col, fitted_table
 
 if TYPE_CHECKING:
     from pipeline.candidates import PostCandidate
@@ -69,8 +70,7 @@ def _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenie
         if ranker not in ("cached", "reference"):
             raise InputError("--ranker must be cached or reference")
         params = dataclasses.replace(params, ranker=ranker)
-    if top_k is not None:
-        params = dataclasses.replace(params, result_size=top_k, top_k=max(params.top_k, top_k))
+    params = _with_top_k(params, top_k)
     if user <= 0:
         raise InputError("--user must be a positive id")
     res = _resources(world, checkpoint, snapshot, corpus)
@@ -101,18 +101,17 @@ def _summary(result, label: str) -> None:
 
 
 def _render(result, query: FeedQuery) -> None:
-    table = Table(title=f"For You — user {query.user_id}", title_justify="left")
-    for col, just in (("#", "right"), ("post id", "left"), ("author", "left"), ("net", "left"),
-                      ("source", "left"), ("score", "right"), ("top actions", "left"),
-                      ("text", "left")):  # fmt: skip
-        table.add_column(col, justify=just, no_wrap=col in ("post id", "score"))
+    cols = [Col("#", "right"), Col("post id"), Col("author", drop=4), Col("net", drop=3),
+            Col("source", drop=1), Col("score", "right"), Col("top actions", drop=2),
+            Col("text", flex=True)]  # fmt: skip
+    rows = []
     for i, c in enumerate(result.selected, start=1):
         probs = sorted((c.probs or {}).items(), key=lambda kv: -kv[1])[:3]
         top = " ".join(f"{k} {v:.2f}" for k, v in probs)
         text = c.text or (f"RT of {c.source_post_id}" if c.source_post_id else "")
-        table.add_row(str(i), str(c.post_id), str(c.author_id),
-                      "in" if c.in_network else "out", c.source, f"{c.score:.4g}", top,
-                      escape(text[:48]))  # fmt: skip
+        rows.append([str(i), str(c.post_id), str(c.author_id), "in" if c.in_network else "out",
+                     c.source, f"{c.score:.4g}", top, escape(" ".join(text.split()))])  # fmt: skip
+    table = fitted_table(f"For You — user {query.user_id}", cols, rows, out.width)
     out.print(table)
     sources = ", ".join(f"{k.split(':')[1]} {v}" for k, v in result.counts.items()
                         if k.startswith("source:"))  # fmt: skip
@@ -237,8 +236,20 @@ def retrieve(
     _stream_out(q, cands, out_path, force)
 
 
-def _stage(fn, label: str, src: Path | None, out_path: Path | None, force: bool) -> None:
+def _with_top_k(params, top_k: int | None):
+    """--top-k N: the feed size (the selector keeps at least N for the post-selection filters)."""
+    if top_k is None:
+        return params
+    return dataclasses.replace(params, result_size=top_k, top_k=max(params.top_k, top_k))
+
+
+def _stage(fn, label: str, src: Path | None, out_path: Path | None, force: bool,
+           weights: Path | None = None, top_k: int | None = None) -> None:  # fmt: skip
     q, cands = _stream_in(src)
+    if weights is not None or top_k is not None:
+        # re-score a saved stream under other settings: the file overrides the stream's params
+        params = _with_top_k(load_params(weights, q.params), top_k)
+        q = dataclasses.replace(q, params=params)
     res, result = fn(q, cands)
     kept = res.selected if hasattr(res, "selected") else res
     _summary(result, f"{label}: {len(cands)} -> {len(kept)}")
@@ -262,30 +273,47 @@ def filter_command(src: InOpt = None, out_path: OutOpt = None, force: ForceOpt =
 
 
 def score(
-    src: InOpt = None, device: DeviceOpt = "auto", out_path: OutOpt = None, force: ForceOpt = False
+    src: InOpt = None,
+    weights: WeightsOpt = None,
+    top_k: TopKOpt = None,
+    device: DeviceOpt = "auto",
+    out_path: OutOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Phoenix, weighted, diversity and out-of-network scoring of a candidate stream.
 
     Example: xfeed score --in filtered.jsonl --weights mine.toml | xfeed select --top-k 10
     """
     use_device(device)
-    _stage(feed.score, "score", src, out_path, force)
+    _stage(feed.score, "score", src, out_path, force, weights, top_k)
 
 
-def select(src: InOpt = None, out_path: OutOpt = None, force: ForceOpt = False) -> None:
+def select(
+    src: InOpt = None,
+    weights: WeightsOpt = None,
+    top_k: TopKOpt = None,
+    out_path: OutOpt = None,
+    force: ForceOpt = False,
+) -> None:
     """Top-K selection of a scored candidate stream.
 
     Example: xfeed select --in scored.jsonl --top-k 20
     """
-    _stage(feed.select, "select", src, out_path, force)
+    _stage(feed.select, "select", src, out_path, force, weights, top_k)
 
 
-def post_filter(src: InOpt = None, out_path: OutOpt = None, force: ForceOpt = False) -> None:
+def post_filter(
+    src: InOpt = None,
+    weights: WeightsOpt = None,
+    top_k: TopKOpt = None,
+    out_path: OutOpt = None,
+    force: ForceOpt = False,
+) -> None:
     """Visibility, ancillary and conversation filters, then truncation to the feed size.
 
     Example: xfeed post-filter --in selected.jsonl --top-k 10
     """
-    _stage(feed.post_filter, "post-filter", src, out_path, force)
+    _stage(feed.post_filter, "post-filter", src, out_path, force, weights, top_k)
 
 
 def explain(
@@ -359,41 +387,71 @@ def _render_explanation(e: dict, user: int) -> None:
 
 def whatif(
     user: UserOpt,
-    weights: Annotated[list[Path], typer.Option("--weights", help="A.toml [--weights B.toml]")],
+    weights: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--weights", help="A.toml [--weights B.toml]: B vs A (one file: vs defaults)."
+        ),
+    ] = None,
+    checkpoint_b: Annotated[
+        Path | None, typer.Option("--checkpoint-b", help="Slate B from this checkpoint instead.")
+    ] = None,
     world: WorldOpt = None,
     checkpoint: CkptOpt = None,
     snapshot: SnapOpt = None,
     corpus: CorpusOpt = None,
     now: NowOpt = None,
+    top_k: TopKOpt = None,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
-    """Two slates side by side: defaults (or A) vs A (or B), with moved/entered/left posts.
+    """Two slates for one user: A (defaults, or the first --weights) vs B (the last --weights,
+    and/or --checkpoint-b), each with author, score and text, then what moved, entered and left.
 
-    Example: xfeed whatif --user 1007 --weights mine.toml
+    Example: xfeed whatif --user 1007 --weights mine.toml --checkpoint-b other-ckpt
     """
+    weights = weights or []
+    if len(weights) > 2:
+        raise InputError("give at most two --weights files")
+    if not weights and checkpoint_b is None:
+        raise InputError("give --weights B.toml (or A.toml B.toml) and/or --checkpoint-b C")
     use_device(device)
-    if not 1 <= len(weights) <= 2:
-        raise InputError("give one or two --weights files")
-    a = load_params(weights[0]) if len(weights) == 2 else load_params(None)
-    b = load_params(weights[-1])
+    a = _with_top_k(load_params(weights[0] if len(weights) == 2 else None), top_k)
+    b = _with_top_k(load_params(weights[-1] if weights else None), top_k)
     q = _query(user, world, checkpoint, snapshot, corpus, now, None, None, False)
-    w = feed.whatif(q, a, b)
+    res_b = dataclasses.replace(q.resources, checkpoint=str(checkpoint_b)) if checkpoint_b else None
+    w = feed.whatif(q, a, b, res_b)
+    label_a = weights[0].name if len(weights) == 2 else "defaults"
+    label_b = " + ".join(
+        [*(p.name for p in weights[-1:]), *([checkpoint_b.name] if checkpoint_b else [])]
+    )
+    w["labels"] = {"a": label_a, "b": label_b}
     if as_json:
         write_lines([dumps(w)], None)
         return
-    names = ("defaults", weights[0].name) if len(weights) == 1 else tuple(p.name for p in weights)
-    table = Table("#", names[0], names[1], "change", title=f"what-if for user {user}",
-                  title_justify="left")  # fmt: skip
     ia = [c["post_id"] for c in w["a"]]
-    for i in range(max(len(w["a"]), len(w["b"]))):
-        pa = ia[i] if i < len(ia) else None
-        pb = w["b"][i]["post_id"] if i < len(w["b"]) else None
-        change = (
-            "new"
-            if pb in w["entered"]
-            else (f"from #{ia.index(pb) + 1}" if pb in ia and ia.index(pb) != i else "")
-        )
-        table.add_row(str(i + 1), str(pa or ""), str(pb or ""), change)
-    out.print(table)
+    cols = [Col("#", "right"), Col("post id"), Col("author", drop=2), Col("score", "right"),
+            Col("change", drop=3), Col("text", flex=True)]  # fmt: skip
+    for key, label in (("a", label_a), ("b", label_b)):
+        rows = []
+        for i, c in enumerate(w[key], start=1):
+            change = ""
+            if key == "b":
+                change = "new" if c["post_id"] not in ia else _moved(ia.index(c["post_id"]) + 1, i)
+            elif c["post_id"] in w["left"]:
+                change = "leaves"
+            text = " ".join((c.get("text") or "").split())
+            rows.append([str(i), str(c["post_id"]), str(c["author_id"]),
+                         f"{c.get('score') or 0:.4g}", change, escape(text)])  # fmt: skip
+        out.print(fitted_table(f"{key.upper()}: {label} — user {user}", cols, rows, out.width))
+    out.print(f"entered ({len(w['entered'])}): {' '.join(w['entered']) or '—'}", highlight=False)
+    out.print(f"left ({len(w['left'])}): {' '.join(w['left']) or '—'}", highlight=False)
     err.print(f"moved {len(w['moved'])}, entered {len(w['entered'])}, left {len(w['left'])}")
+
+
+def _moved(before: int, now: int) -> str:
+    if before == now:
+        return ""
+    return (
+        f"↑{before - now} (was #{before})" if now < before else f"↓{now - before} (was #{before})"
+    )
