@@ -110,6 +110,42 @@ def short_name(action: ActionName | str) -> str:
     return name.lower()
 
 
+# One name per action head, used everywhere a head is shown or keyed (rank, explain, eval, weights
+# files): the For You scorer's names for the heads it weighs (home-mixer's weights), the short
+# proto name (`short_name`) for the others. The proto name goes beside it where useful.
+HEAD_NAMES: dict[ActionName, str] = {
+    ActionName.SERVER_TWEET_FAV: "favorite",
+    ActionName.SERVER_TWEET_REPLY: "reply",
+    ActionName.SERVER_TWEET_RETWEET: "retweet",
+    ActionName.CLIENT_TWEET_PHOTO_EXPAND: "photo_expand",
+    ActionName.CLIENT_TWEET_VIDEO_OPEN: "video_open",
+    ActionName.CLIENT_TWEET_CLICK: "click",
+    ActionName.CLIENT_TWEET_OPEN_LINK: "open_link",
+    ActionName.CLIENT_TWEET_CLICK_PROFILE: "profile_click",
+    ActionName.CLIENT_TWEET_VIDEO_QUALITY_VIEW: "vqv",
+    ActionName.CLIENT_TWEET_SHARE: "share",
+    ActionName.CLIENT_TWEET_CLICK_SEND_VIA_DIRECT_MESSAGE: "share_via_dm",
+    ActionName.CLIENT_TWEET_SHARE_VIA_COPY_LINK: "share_via_copy_link",
+    ActionName.CLIENT_TWEET_RECAP_DWELLED: "dwell",
+    ActionName.SERVER_TWEET_QUOTE: "quote",
+    ActionName.CLIENT_QUOTED_TWEET_CLICK: "quoted_click",
+    ActionName.CLIENT_QUOTED_TWEET_VIDEO_QUALITY_VIEW: "quoted_vqv",
+    ActionName.CLIENT_TWEET_FOLLOW_AUTHOR: "follow_author",
+    ActionName.SERVER_TWEET_POST_UNEXPLORED: "post_unexplored",
+    ActionName.CLIENT_TWEET_NOT_INTERESTED_IN: "not_interested",
+    ActionName.CLIENT_TWEET_BLOCK_AUTHOR: "block_author",
+    ActionName.CLIENT_TWEET_MUTE_AUTHOR: "mute_author",
+    ActionName.CLIENT_TWEET_REPORT: "report",
+    ActionName.CLIENT_TWEET_RECAP_NOT_DWELLED: "not_dwelled",
+}
+
+
+def head_name(action: ActionName | str) -> str:
+    """The one display name of a head: `SERVER_TWEET_FAV` -> `favorite`."""
+    a = action if isinstance(action, ActionName) else ActionName[action]
+    return HEAD_NAMES.get(a) or short_name(a)
+
+
 # The run_pipeline.py weighted score for the upstream mini flow (phoenix_spec.md §3.2 step 9),
 # keyed by action: 1.0·P[fav] + 0.5·P[reply] + 0.3·P[retweet] + 0.2·P[recap dwelled].
 UPSTREAM_DEMO_WEIGHTS: dict[ActionName, float] = {

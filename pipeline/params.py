@@ -16,32 +16,37 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.actions import ActionName as A
+from phoenix.actions import head_name
 
-# Score head -> (model output, production weight). Positive heads first, then negative ones.
+# Score head -> (model output, production weight); the head names are phoenix.actions.HEAD_NAMES.
+# Positive heads first, then negative ones.
 HEADS: dict[str, tuple[A, float]] = {
-    "favorite": (A.SERVER_TWEET_FAV, 0.5),
-    "reply": (A.SERVER_TWEET_REPLY, 5.0),
-    "retweet": (A.SERVER_TWEET_RETWEET, 1.0),
-    "photo_expand": (A.CLIENT_TWEET_PHOTO_EXPAND, 0.05),
-    "video_open": (A.CLIENT_TWEET_VIDEO_OPEN, 0.05),
-    "click": (A.CLIENT_TWEET_CLICK, 0.4),
-    "open_link": (A.CLIENT_TWEET_OPEN_LINK, 0.2),
-    "profile_click": (A.CLIENT_TWEET_CLICK_PROFILE, 0.0),
-    "vqv": (A.CLIENT_TWEET_VIDEO_QUALITY_VIEW, 0.05),
-    "share": (A.CLIENT_TWEET_SHARE, 2.0),
-    "share_via_dm": (A.CLIENT_TWEET_CLICK_SEND_VIA_DIRECT_MESSAGE, 5.0),
-    "share_via_copy_link": (A.CLIENT_TWEET_SHARE_VIA_COPY_LINK, 20.0),
-    "dwell": (A.CLIENT_TWEET_RECAP_DWELLED, 0.0),
-    "quote": (A.SERVER_TWEET_QUOTE, 5.0),
-    "quoted_click": (A.CLIENT_QUOTED_TWEET_CLICK, 0.05),
-    "quoted_vqv": (A.CLIENT_QUOTED_TWEET_VIDEO_QUALITY_VIEW, 0.0),
-    "follow_author": (A.CLIENT_TWEET_FOLLOW_AUTHOR, 4.0),
-    "post_unexplored": (A.SERVER_TWEET_POST_UNEXPLORED, 0.02),
-    "not_interested": (A.CLIENT_TWEET_NOT_INTERESTED_IN, -43.2),
-    "block_author": (A.CLIENT_TWEET_BLOCK_AUTHOR, -31.2),
-    "mute_author": (A.CLIENT_TWEET_MUTE_AUTHOR, -58.8),
-    "report": (A.CLIENT_TWEET_REPORT, -234.0),
-    "not_dwelled": (A.CLIENT_TWEET_RECAP_NOT_DWELLED, -0.02),
+    head_name(a): (a, w)
+    for a, w in (
+        (A.SERVER_TWEET_FAV, 0.5),
+        (A.SERVER_TWEET_REPLY, 5.0),
+        (A.SERVER_TWEET_RETWEET, 1.0),
+        (A.CLIENT_TWEET_PHOTO_EXPAND, 0.05),
+        (A.CLIENT_TWEET_VIDEO_OPEN, 0.05),
+        (A.CLIENT_TWEET_CLICK, 0.4),
+        (A.CLIENT_TWEET_OPEN_LINK, 0.2),
+        (A.CLIENT_TWEET_CLICK_PROFILE, 0.0),
+        (A.CLIENT_TWEET_VIDEO_QUALITY_VIEW, 0.05),
+        (A.CLIENT_TWEET_SHARE, 2.0),
+        (A.CLIENT_TWEET_CLICK_SEND_VIA_DIRECT_MESSAGE, 5.0),
+        (A.CLIENT_TWEET_SHARE_VIA_COPY_LINK, 20.0),
+        (A.CLIENT_TWEET_RECAP_DWELLED, 0.0),
+        (A.SERVER_TWEET_QUOTE, 5.0),
+        (A.CLIENT_QUOTED_TWEET_CLICK, 0.05),
+        (A.CLIENT_QUOTED_TWEET_VIDEO_QUALITY_VIEW, 0.0),
+        (A.CLIENT_TWEET_FOLLOW_AUTHOR, 4.0),
+        (A.SERVER_TWEET_POST_UNEXPLORED, 0.02),
+        (A.CLIENT_TWEET_NOT_INTERESTED_IN, -43.2),
+        (A.CLIENT_TWEET_BLOCK_AUTHOR, -31.2),
+        (A.CLIENT_TWEET_MUTE_AUTHOR, -58.8),
+        (A.CLIENT_TWEET_REPORT, -234.0),
+        (A.CLIENT_TWEET_RECAP_NOT_DWELLED, -0.02),
+    )
 }
 CONTINUOUS_HEADS = {"dwell_time": 0.004}  # per predicted second
 

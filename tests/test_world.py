@@ -180,3 +180,13 @@ def test_cli_synth_train_index_eval(tmp_path, runner):
     assert report["ranker"]["protocol"]["split"].startswith("last 20%")
     res = runner.invoke(app, ["eval", "--checkpoint", str(ck), "--world", str(w)])
     assert "NDCG@10" in res.stdout and "recall@100" in res.stdout
+    heads = {h["action"]: h["head"] for h in report["ranker"]["heads"]}
+    assert heads["SERVER_TWEET_FAV"] == "favorite"  # one name per head, proto name beside it
+    assert "favorite" in res.stdout and "SERVER_TWEET_FAV" in res.stdout
+    out = tmp_path / "ab.json"
+    res = runner.invoke(app, ["eval", "--checkpoint", str(ck), "--checkpoint", str(ck),
+                              "--world", str(w), "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "Δ AUC" in res.stdout and "+0.000" in res.stdout
+    both = json.loads(out.read_text())
+    assert both["checkpoints"] == [str(ck), str(ck)] and both["reports"][0] == report

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from checkpoints.formats import load_model
-from phoenix.actions import ActionName
+from phoenix.actions import ActionName, head_name
 from phoenix.config import ModelType
 from phoenix.inputs import UserHistory
 from phoenix.runtime import Ranker, Retriever
@@ -101,7 +101,8 @@ def evaluate_ranker(checkpoint: Path | str, world: Path | str, seed: int = 0) ->
         pos = int(labels[:, i].sum())
         if pos >= MIN_POSITIVES and pos < len(labels):
             p, y = probs[:, i], labels[:, i]
-            heads.append({"head": name, "positives": pos, "auc": metrics.auc(p, y),
+            heads.append({"head": head_name(name), "action": name, "positives": pos,
+                          "auc": metrics.auc(p, y),
                           "log_loss": metrics.log_loss(p, y)})  # fmt: skip
     rng = np.random.default_rng(seed)
     ranking = {}
@@ -124,7 +125,7 @@ def evaluate_ranker(checkpoint: Path | str, world: Path | str, seed: int = 0) ->
             "held_out_items": int(len(labels)),
             "users": len(per_user),
             "ranking_relevance": "favorited (SERVER_TWEET_FAV)",
-            "ranking_score": "P(SERVER_TWEET_FAV)",
+            "ranking_score": "P(favorite)",
             "k": NDCG_K,
         },
         "heads": heads,

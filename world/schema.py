@@ -76,7 +76,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("user_id", I64, "who acted"),
         _c("post_id", I64, "on which post"),
         _c("author_id", I64, "the post's author"),
-        _c("action", pa.int16(), "proto ActionName value (0 = favorite, …)"),
+        _c("action", pa.int16(), "proto ActionName value (1 = favorite, …)"),
         _c("event_ms", I64, "when (ms)"),
         _c("dwell_s", pa.float32(), "dwell seconds", nullable=True),
         _c("product_surface", pa.int16(), "product surface (default 1)", nullable=True),

@@ -14,7 +14,7 @@ from phoenix.config import ModelType, Preset
 from xfeed_cli.console import InputError, XFeedGroup, dumps, err, out, write_lines
 from xfeed_cli.device import use_device
 from xfeed_cli.lazy import lazy
-from xfeed_cli.options import DeviceOpt, ForceOpt, JsonOpt, SeedOpt
+from xfeed_cli.options import DeviceOpt, ForceOpt, JsonOpt, OutOpt, SeedOpt
 
 evaluation = lazy("training.evaluation")
 loo = lazy("training.loo")
@@ -170,8 +170,12 @@ def index_build(
 
 def eval_command(
     checkpoint: Annotated[
-        Path | None,
-        typer.Option("--checkpoint", help="Checkpoint bundle (loo: optional, baselines only)."),
+        list[Path] | None,
+        typer.Option(
+            "--checkpoint",
+            help="Checkpoint bundle; give two (--checkpoint A --checkpoint B) to compare them "
+            "side by side (loo: optional, baselines only).",
+        ),
     ] = None,
     world: WorldOpt = Path("data/samples/world"),
     protocol: Annotated[
@@ -194,21 +198,30 @@ def eval_command(
     ] = 200,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
+    out_path: OutOpt = None,
+    force: ForceOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Held-out quality of a checkpoint with baselines (AUC, log-loss, NDCG@10, HR@10, recall).
+    """Held-out quality of a checkpoint with baselines (AUC, log-loss, NDCG@10, HR@10, recall);
+    two checkpoints side by side. Heads by their one name (`favorite`, …) and proto name.
 
     Example: xfeed eval --checkpoint data/samples/checkpoint --world data/samples/world
+    Example: xfeed eval --checkpoint A --checkpoint B --out ab.json
     Example: xfeed eval --protocol loo --world worlds/movielens --checkpoint ckpt/movielens
     """
-    use_device(device)
+    checkpoints = checkpoint or []
+    if len(checkpoints) > 2:
+        raise InputError("give one --checkpoint, or two to compare")
     if protocol not in ("split", "loo"):
         raise InputError(f"--protocol must be split or loo, not {protocol!r}")
+    use_device(device)
     if protocol == "loo":
-        report = loo.evaluate_loo(world, checkpoint, seed=seed, k=k, rerank=rerank,
-                                  relevant=_relevant(relevant, world))  # fmt: skip
-        if as_json:
-            write_lines([dumps(report)], None)
+        if len(checkpoints) > 1:
+            raise InputError("--protocol loo evaluates one checkpoint")
+        report = loo.evaluate_loo(world, checkpoints[0] if checkpoints else None, seed=seed, k=k,
+                                  rerank=rerank, relevant=_relevant(relevant, world))  # fmt: skip
+        if as_json or out_path:
+            write_lines([dumps(report)], out_path, force=force)
             return
         p = report["protocol"]
         out.print(f"[bold]Leave-one-out[/] — {p['held_out']}; ranking: {p['ranking']}")
@@ -218,44 +231,62 @@ def eval_command(
                           f"{m['median_rank']:,.1f}", f"{m['users']:,}")  # fmt: skip
         out.print(table)
         return
-    if checkpoint is None:
+    if not checkpoints:
         raise InputError("--checkpoint is required for --protocol split")
-    report = evaluation.evaluate(checkpoint, world, seed)
-    if as_json:
-        write_lines([dumps(report)], None)
+    reports = [evaluation.evaluate(c, world, seed) for c in checkpoints]
+    if as_json or out_path:
+        doc = reports[0] if len(reports) == 1 else {
+            "checkpoints": [str(c) for c in checkpoints], "reports": reports}  # fmt: skip
+        write_lines([dumps(doc)], out_path, force=force)
+        if out_path is not None:
+            err.print(f"wrote {out_path}", highlight=False)
+        if not as_json:
+            _render_split(reports, checkpoints)
         return
-    if "ranker" in report:
-        r = report["ranker"]
-        p = r["protocol"]
+    _render_split(reports, checkpoints)
+
+
+def _render_split(reports: list[dict], names: list[Path]) -> None:
+    """One table per part; with two checkpoints their figures side by side (A, B, B − A)."""
+    two = len(reports) == 2
+    tag = [f" {n.name or n}" if two else "" for n in names]
+    if all("ranker" in r for r in reports):
+        rs = [r["ranker"] for r in reports]
+        p = rs[0]["protocol"]
         out.print(
             f"[bold]Ranker[/] — {p['split']}; candidates: {p['candidates']} "
             f"({p['held_out_items']:,} items, {p['users']:,} users)"
         )
-        table = Table("head", "positives", "AUC", "log-loss", title_justify="left")
-        for h in r["heads"]:
-            table.add_row(
-                h["head"], f"{h['positives']:,}", f"{h['auc']:.3f}", f"{h['log_loss']:.4f}"
-            )
+        cols = ["head", "action", "positives", *(f"AUC{t}" for t in tag)]
+        cols += ["Δ AUC"] if two else []
+        cols += [f"log-loss{t}" for t in tag]
+        table = Table(*cols, title_justify="left")
+        by_head = [{h["action"]: h for h in r["heads"]} for r in rs]
+        for h in rs[0]["heads"]:
+            hs = [b.get(h["action"]) for b in by_head]
+            auc = [f"{x['auc']:.3f}" if x else "—" for x in hs]
+            delta = [f"{hs[1]['auc'] - hs[0]['auc']:+.3f}" if all(hs) else "—"] if two else []
+            loss = [f"{x['log_loss']:.4f}" if x else "—" for x in hs]
+            table.add_row(h["head"], h["action"], f"{h['positives']:,}", *auc, *delta,
+                          *loss)  # fmt: skip
         out.print(table)
-        table = Table(
-            "system",
-            "NDCG@10",
-            "HR@10",
-            "users",
-            title=f"Ranking held-out favorites by {p['ranking_score']}",
-            title_justify="left",
-        )
-        for name, m in r["ranking"].items():
-            table.add_row(name, f"{m['ndcg@10']:.4f}", f"{m['hr@10']:.4f}", f"{m['users']:,}")
+        table = Table("system", *(f"NDCG@10{t}" for t in tag), *(f"HR@10{t}" for t in tag),
+                      "users", title=f"Ranking held-out favorites by {p['ranking_score']}",
+                      title_justify="left")  # fmt: skip
+        for name, m in rs[0]["ranking"].items():
+            ms = [r["ranking"].get(name, {}) for r in rs]
+            table.add_row(name, *(f"{x.get('ndcg@10', float('nan')):.4f}" for x in ms),
+                          *(f"{x.get('hr@10', float('nan')):.4f}" for x in ms),
+                          f"{m['users']:,}")  # fmt: skip
         out.print(table)
-    if "retrieval" in report:
-        r = report["retrieval"]
-        p = r["protocol"]
-        table = Table("system", f"recall@{p['k']}", title=(
+    if all("retrieval" in r for r in reports):
+        rs = [r["retrieval"] for r in reports]
+        p = rs[0]["protocol"]
+        table = Table("system", *(f"recall@{p['k']}{t}" for t in tag), title=(
             f"Retrieval — corpus {p['corpus']}; relevant: {p['relevant']}; {p['users']:,} users"
         ), title_justify="left")  # fmt: skip
-        for name, v in r["recall"].items():
-            table.add_row(name, f"{v:.4f}")
+        for name in rs[0]["recall"]:
+            table.add_row(name, *(f"{r['recall'].get(name, float('nan')):.4f}" for r in rs))
         out.print(table)
 
 
