@@ -443,7 +443,8 @@ def whatif(
             text = " ".join((c.get("text") or "").split())
             rows.append([str(i), str(c["post_id"]), str(c["author_id"]),
                          f"{c.get('score') or 0:.4g}", change, escape(text)])  # fmt: skip
-        out.print(fitted_table(f"{key.upper()}: {label} — user {user}", cols, rows, out.width))
+        title = f"what-if {key.upper()}: {label} — user {user}"
+        out.print(fitted_table(title, cols, rows, out.width))
     out.print(f"entered ({len(w['entered'])}): {' '.join(w['entered']) or '—'}", highlight=False)
     out.print(f"left ({len(w['left'])}): {' '.join(w['left']) or '—'}", highlight=False)
     err.print(f"moved {len(w['moved'])}, entered {len(w['entered'])}, left {len(w['left'])}")
