@@ -39,7 +39,9 @@ def _invocations() -> list[str]:
 
 
 def _options(cmd) -> dict[str, object]:
-    return {o: p for p in cmd.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")}
+    """Every option of `cmd`, `--help` (which every command has) included."""
+    opts = {o: p for p in cmd.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")}
+    return {"--help": None, **opts}
 
 
 def _resolve(tokens: list[str]):
