@@ -84,3 +84,22 @@ def test_a_saved_retrieval_rescored_equals_rank_with_those_weights(runner, oon_w
     assert default != stream
     shorter = _ok(runner, ["post-filter", "--top-k", "5"], stream)
     assert len(parse_stream(shorter.splitlines())[1]) == 5
+
+
+def test_a_synthesised_world_ranks_right_away(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("XFEED_CACHE_DIR", str(tmp_path / "cache"))
+    w = tmp_path / "w"
+    _ok(runner, ["data", "synth", "--out", str(w), "--users", "60", "--seed", "2"])
+    users = _ok(runner, ["world", "users", str(w), "--limit", "1", "--json"])
+    user = json.loads(users.splitlines()[0])["user_id"]
+    res = runner.invoke(app, ["rank", "--user", user, "--world", str(w), "--device", "cpu",
+                              "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "building the retrieval corpus" in " ".join(res.stderr.split())  # the progress line
+    assert parse_stream(res.stdout.splitlines())[1]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not xfeed's")
+    again = runner.invoke(app, ["data", "synth", "--out", str(mine), "--users", "60"])
+    assert again.exit_code == 2 and "--force" in again.output
+    assert (mine / "notes.txt").read_text() == "not xfeed's"
