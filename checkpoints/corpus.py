@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from checkpoints import safetensors_io
 from checkpoints.errors import CheckpointError
+from checkpoints.npz import read_npz
 from safeio.atomic import atomic_path
 from safeio.kinds import OutputKind, safetensors_metadata_has
 
@@ -55,23 +55,21 @@ def load_corpus(path: Path | str, mmap: bool = True) -> Corpus:
     if not path.exists():
         raise CheckpointError(f"{path}: corpus file not found")
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-            raise CheckpointError(f"{path}: unreadable corpus .npz ({exc})") from exc
+        data = read_npz(path, what="corpus .npz")
         missing = {"post_ids", "candidate_representations", "author_ids"} - data.keys()
         if missing:
             raise CheckpointError(f"{path}: corpus lacks {', '.join(sorted(missing))}")
-        return Corpus(
-            data["post_ids"].astype(np.uint64).view(np.int64)
-            if data["post_ids"].dtype == np.uint64
-            else data["post_ids"].astype(np.int64),
-            data["author_ids"].astype(np.int64),
-            data["candidate_representations"].astype(np.float32),
-            data.get("topics"),
-            {"format": "upstream", "path": str(path)},
-        )
+        try:
+            ids = data["post_ids"]
+            post_ids = ids.view(np.int64) if ids.dtype == np.uint64 else ids.astype(np.int64)
+            author_ids = data["author_ids"].astype(np.int64)
+            embeddings = data["candidate_representations"].astype(np.float32)
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: corpus arrays of the wrong kind ({exc})") from None
+        if not np.isfinite(embeddings).all():
+            raise CheckpointError(f"{path}: candidate_representations has non-finite values")
+        return Corpus(post_ids, author_ids, embeddings, data.get("topics"),
+                      {"format": "upstream", "path": str(path)})  # fmt: skip
     tensors, meta = safetensors_io.load(path, mmap=mmap)
     missing = {"post_ids", "author_ids", "embeddings"} - tensors.keys()
     if missing:

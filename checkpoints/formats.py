@@ -12,7 +12,6 @@ A bundle directory holds `ranker/` and `retrieval/` (either format each).
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,14 @@ import numpy as np
 from checkpoints import safetensors_io
 from checkpoints.errors import CheckpointError
 from checkpoints.format_names import Format as Format  # re-exported
+from checkpoints.npz import read_npz
 from phoenix.config import ModelType, PhoenixConfig
 from phoenix.embeddings import EmbeddingTables
-from phoenix.params import ParamMismatchError
+from phoenix.params import ParamMismatchError, param_shapes, validate
 from phoenix.runtime import PhoenixCheckpoint
 from safeio.atomic import atomic_path
+from safeio.errors import InputRefused
+from safeio.inputs import regular_file
 from safeio.kinds import OutputKind, read_json_object
 
 UPSTREAM_PARAMS = "model_params.npz"
@@ -78,42 +80,72 @@ def model_dir(path: Path | str, model_type: ModelType | str | None = None) -> Pa
     raise CheckpointError(f"{path}: does not hold {what} (expected config.json + params)")
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file (≤ 1 MB)."""
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"{path}: file not found") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of an .npz, with pickles refused."""
+        path = regular_file(path, "JSON file")
+    except InputRefused as exc:
+        raise CheckpointError(str(exc)) from None
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{path}: too large for a config file")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"{path}: file not found") from exc
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise CheckpointError(f"{path}: unreadable .npz ({exc})") from exc
+        data = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as exc:  # JSON, UTF-8, huge integers, deep nesting
+        msg = str(exc).splitlines()[0][:120] if str(exc) else "nested too deeply"
+        raise CheckpointError(f"{path}: not valid JSON ({msg})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def read_config(model_dir: Path) -> tuple[PhoenixConfig, dict[str, Any]]:
-    """(config, provenance) of a model directory in either format."""
+    """(config, provenance) of a model directory in either format; every value is type- and
+    range-checked (phoenix.config) before anything is allocated."""
     data = _read_json(model_dir / CONFIG)
     try:
         if data.get("format") == "xfeed":
             provenance = data.pop("provenance", {})
+            if not isinstance(provenance, dict):
+                raise ValueError("provenance must be an object")
             return PhoenixConfig.from_dict(data), provenance
         return PhoenixConfig.from_upstream_json(data), {"source": "upstream config.json"}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{model_dir / CONFIG}: bad config ({exc})") from exc
+    except KeyError as exc:
+        raise CheckpointError(f"{model_dir / CONFIG}: bad config (missing {exc})") from None
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        msg = str(exc).splitlines()[0][:200]
+        raise CheckpointError(f"{model_dir / CONFIG}: bad config ({msg})") from None
+
+
+def _table_shapes(cfg: PhoenixConfig, names: dict[str, str]) -> dict[str, tuple[int, int]]:
+    return {names[e]: (getattr(cfg.hash, e).vocab_size, cfg.emb_size) for e in names}
+
+
+def _finite_params(
+    params: dict[str, np.ndarray], where: Path, finite: bool = True
+) -> dict[str, np.ndarray]:
+    """float32 copies of the params; a NaN or inf in any of them is an error naming it (unless
+    not `finite`: inspection reports them instead)."""
+    out = {}
+    for name, value in params.items():
+        arr = np.asarray(value, np.float32)
+        if finite and not np.isfinite(arr).all():
+            bad = int(arr.size - np.isfinite(arr).sum())
+            raise CheckpointError(f"{where}: tensor {name!r} has {bad:,} non-finite values")
+        out[name] = arr
+    return out
 
 
 def load_model(
-    path: Path | str, model_type: ModelType | str | None = None, mmap: bool = True
+    path: Path | str,
+    model_type: ModelType | str | None = None,
+    mmap: bool = True,
+    finite: bool = True,
 ) -> tuple[PhoenixCheckpoint, dict[str, Any]]:
-    """Load one model strictly: names and shapes must equal the model its config builds.
+    """Load one model strictly: names and shapes must equal the model its config builds, and
+    (with `finite`) every param must be finite. Sizes are checked before anything is read.
 
     Returns:
         (checkpoint, provenance dict).
@@ -123,22 +155,33 @@ def load_model(
     cfg, provenance = read_config(mdir)
     if model_type is not None and cfg.model_type != ModelType(model_type):
         raise CheckpointError(f"{mdir}: is a {cfg.model_type} model, expected {model_type}")
+    try:
+        param_shapes(cfg)  # shapes only (jax.eval_shape): nothing allocated
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{mdir / CONFIG}: bad config ({exc})") from None
     if fmt is Format.XFEED:
-        params, _ = safetensors_io.load(mdir / XFEED_PARAMS, mmap=False)
-        tables, _ = safetensors_io.load(mdir / XFEED_TABLES, mmap=mmap)
         names = {"user": "user", "item": "item", "author": "author"}
+        raw, _ = safetensors_io.load(mdir / XFEED_PARAMS, mmap=True)  # mapped, not read
+        _check_params(mdir / XFEED_PARAMS, {k: v.shape for k, v in raw.items()}, cfg)
+        params_file = mdir / XFEED_PARAMS
+        params = _finite_params(raw, params_file, finite)
+        tables, _ = safetensors_io.load(mdir / XFEED_TABLES, mmap=mmap)
+        _check_tables(mdir / XFEED_TABLES, {k: v.shape for k, v in tables.items()},
+                      _table_shapes(cfg, names))  # fmt: skip
     else:
-        params = _read_npz(mdir / UPSTREAM_PARAMS)
-        tables = _read_npz(mdir / UPSTREAM_TABLES)
         names = UPSTREAM_TABLE_KEYS
+        params_file = mdir / UPSTREAM_PARAMS
+        raw = read_npz(params_file, lambda got: _check_params(params_file, got, cfg))
+        params = _finite_params(raw, params_file, finite)
+        tables_file = mdir / UPSTREAM_TABLES
+        want = _table_shapes(cfg, names)
+        tables = read_npz(tables_file, lambda got: _check_tables(tables_file, got, want))
     missing = [v for v in names.values() if v not in tables]
     if missing:
         raise CheckpointError(f"{mdir}: embedding tables missing: {', '.join(missing)}")
     try:
         ckpt = PhoenixCheckpoint(
-            cfg,
-            {k: np.asarray(v, np.float32) for k, v in params.items()},
-            EmbeddingTables(**{k: tables[v] for k, v in names.items()}),
+            cfg, params, EmbeddingTables(**{k: tables[v] for k, v in names.items()})
         )
         ckpt.validate()
     except ParamMismatchError as exc:
@@ -146,6 +189,25 @@ def load_model(
     except ValueError as exc:
         raise CheckpointError(f"{mdir}: {exc}") from exc
     return ckpt, {"format": str(fmt), "path": str(mdir), **provenance}
+
+
+def _check_params(path: Path, got: dict[str, tuple], cfg: PhoenixConfig) -> set[str]:
+    """Declared param names and shapes against the config's, before the data is read."""
+    try:
+        validate(got, cfg)
+    except ParamMismatchError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    return set(got)
+
+
+def _check_tables(path: Path, got: dict[str, tuple], want: dict[str, tuple]) -> set[str]:
+    for name, shape in want.items():
+        if name in got and tuple(got[name]) != shape:
+            entity = name.removesuffix("_embeddings")
+            raise CheckpointError(
+                f"{path}: {entity} table is {tuple(got[name])}, config wants {shape}"
+            )
+    return set(want)
 
 
 def save_xfeed(

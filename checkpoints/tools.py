@@ -41,11 +41,13 @@ def model_types_in(path: Path) -> list[ModelType | None]:
     return found
 
 
-def load_all(path: Path | str, mmap: bool = True) -> dict[str, tuple[PhoenixCheckpoint, dict]]:
+def load_all(
+    path: Path | str, mmap: bool = True, finite: bool = True
+) -> dict[str, tuple[PhoenixCheckpoint, dict]]:
     """Every model under `path`, keyed '' (single model) or by model type."""
     path = Path(path)
     return {
-        (str(t) if t else ""): load_model(path / str(t) if t else path, t, mmap=mmap)
+        (str(t) if t else ""): load_model(path / str(t) if t else path, t, mmap, finite)
         for t in model_types_in(path)
     }
 
@@ -64,14 +66,26 @@ class TensorInfo:
     shape: tuple[int, ...]
     dtype: str
     count: int
+    non_finite: int  # NaN / inf values (a model with any serves NaN scores)
+
+
+def count_non_finite(a: np.ndarray) -> int:
+    """NaN/inf values of an array, counted in row chunks (memory-mapped tables stay cheap)."""
+    if a.ndim == 0:
+        return int(not np.isfinite(a))
+    return sum(int(a[i : i + DIFF_CHUNK_ROWS].size - np.isfinite(a[i : i + DIFF_CHUNK_ROWS]).sum())
+               for i in range(0, a.shape[0], DIFF_CHUNK_ROWS))  # fmt: skip
 
 
 def inspect(path: Path | str) -> dict[str, Any]:
-    """Tensors (name, shape, dtype, count), totals and config of every model under `path`."""
+    """Tensors (name, shape, dtype, count, non-finite values), totals and config of every model
+    under `path` (a model with non-finite values loads here, to be reported)."""
     report: dict[str, Any] = {"path": str(path), "models": {}}
-    for key, (ckpt, prov) in load_all(path).items():
+    for key, (ckpt, prov) in load_all(path, finite=False).items():
         infos = [
-            TensorInfo(name, tuple(int(x) for x in a.shape), str(a.dtype), int(a.size))
+            TensorInfo(
+                name, tuple(int(x) for x in a.shape), str(a.dtype), int(a.size), count_non_finite(a)
+            )  # fmt: skip
             for name, a in sorted(tensors(ckpt).items())
         ]
         params = [i for i in infos if not i.name.startswith("embeddings/")]
@@ -83,6 +97,7 @@ def inspect(path: Path | str) -> dict[str, Any]:
             "num_params": sum(i.count for i in params),
             "num_embedding_rows": sum(ckpt.tables.table(e).shape[0] for e in ENTITIES),
             "total_values": sum(i.count for i in infos),
+            "non_finite_tensors": [i.name for i in infos if i.non_finite],
         }
     return report
 
@@ -114,7 +129,7 @@ def _diff_arrays(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 def diff(path_a: Path | str, path_b: Path | str) -> list[TensorDiff]:
     """Per-tensor differences of two checkpoints (any formats), largest max |Δ| first."""
-    a_all, b_all = load_all(path_a), load_all(path_b)
+    a_all, b_all = load_all(path_a, finite=False), load_all(path_b, finite=False)
     if a_all.keys() != b_all.keys():
         raise CheckpointError(
             f"cannot diff: {path_a} holds {sorted(a_all)} but {path_b} holds {sorted(b_all)}"

@@ -20,6 +20,34 @@ EMBEDDING_PAD_ROWS = 65  # unified table rows 0..64 are zero (1 + 64, August `of
 POST_AGE_MAX_MINUTES = 4800
 
 
+# Bounds on every architecture number (far beyond any real model; they keep an absurd config
+# from allocating anything before it is refused).
+INT_BOUNDS = {
+    "emb_size": (1, 16384), "key_size": (2, 2048), "num_q_heads": (1, 512),
+    "num_kv_heads": (1, 512), "num_layers": (1, 512), "num_actions": (1, 4096),
+    "history_seq_len": (1, 1 << 16), "candidate_seq_len": (1, 1 << 16),
+    "product_surface_vocab_size": (1, 1 << 20), "post_age_granularity_mins": (1, 4800),
+    "num_continuous_actions": (0, 4096), "continuous_action_hidden_dim": (1, 1 << 16),
+    "vocab_size": (2, (1 << 31) - 1), "modulus": (1, (1 << 63) - 1),
+}  # fmt: skip
+MAX_HASHES = 64
+
+
+def check_int(name: str, value: Any) -> None:
+    """An integer (not a bool, float or string) within INT_BOUNDS[name]; else ValueError."""
+    lo, hi = INT_BOUNDS[name]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer, got {type(value).__name__} {value!r:.40}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in [{lo:,}, {hi:,}], got {value:,}")
+
+
+def check_float(name: str, value: Any, lo: float, hi: float) -> None:
+    """A finite real number within [lo, hi]; else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}], got {value!r:.40}")
+
+
 class ModelType(enum.StrEnum):
     RANKER = "ranker"
     RETRIEVAL = "retrieval"
@@ -38,6 +66,10 @@ class TransformerConfig:
     attn_output_multiplier: float = 0.125
 
     def __post_init__(self) -> None:
+        for name in ("emb_size", "key_size", "num_q_heads", "num_kv_heads", "num_layers"):
+            check_int(name, getattr(self, name))
+        check_float("widening_factor", self.widening_factor, 1e-3, 64.0)
+        check_float("attn_output_multiplier", self.attn_output_multiplier, -1e6, 1e6)
         if self.num_q_heads % self.num_kv_heads:
             raise ValueError("num_q_heads must be a multiple of num_kv_heads")
         if self.key_size % 2:
@@ -62,6 +94,15 @@ class EntityHash:
     def __post_init__(self) -> None:
         if len(self.scales) != len(self.biases):
             raise ValueError("hash scales and biases must have the same length")
+        if not 1 <= len(self.scales) <= MAX_HASHES:
+            raise ValueError(f"an entity needs 1 to {MAX_HASHES} hash functions")
+        for x in (*self.scales, *self.biases):
+            if not isinstance(x, int) or isinstance(x, bool) or not 0 <= x < 1 << 63:
+                raise ValueError(
+                    f"hash scales and biases must be integers in [0, 2^63), got {x!r:.40}"
+                )
+        check_int("vocab_size", self.vocab_size)
+        check_int("modulus", self.modulus)
         if self.vocab_size < 2 or self.modulus < 1:
             raise ValueError("vocab_size must be >= 2 and modulus >= 1")
 
@@ -138,6 +179,20 @@ class PhoenixConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_type", ModelType(self.model_type))
+        for name in ("num_actions", "history_seq_len", "candidate_seq_len",
+                     "product_surface_vocab_size", "post_age_granularity_mins",
+                     "num_continuous_actions", "continuous_action_hidden_dim"):  # fmt: skip
+            check_int(name, getattr(self, name))
+        check_float("dwell_norm_scale", self.dwell_norm_scale, 1e-9, 1e9)
+        for name in ("dwell_use_log", "right_anchored_rope", "enable_linear_proj"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false")
+        if not isinstance(self.transformer, TransformerConfig) or not isinstance(
+            self.hash, HashConfig
+        ):
+            raise ValueError("transformer and hash must be objects")
+        if not all(isinstance(h, str) for h in self.head_names):
+            raise ValueError("head_names must be strings")
         if not self.head_names:
             object.__setattr__(self, "head_names", head_names(self.num_actions))
         if len(self.head_names) != self.num_actions:

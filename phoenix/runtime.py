@@ -25,6 +25,25 @@ from phoenix.params import FlatParams, unflatten, validate
 logger = logging.getLogger(__name__)
 
 
+class NonFiniteOutputError(ValueError):
+    """A model produced NaN or inf: its weights or embedding rows hold non-finite values."""
+
+
+def finite_output(values: np.ndarray, model: str, heads: tuple[str, ...] = ()) -> np.ndarray:
+    """`values` unchanged when all finite; else NonFiniteOutputError naming the first head."""
+    ok = np.isfinite(values)
+    if ok.all():
+        return values
+    where = ""
+    if heads and values.ndim >= 1 and values.shape[-1] == len(heads):
+        bad = ~ok.reshape(-1, len(heads)).all(axis=0)
+        where = f" (head {heads[int(np.argmax(bad))]})"
+    raise NonFiniteOutputError(
+        f"the {model} produced non-finite values{where}: the checkpoint's weights or embedding "
+        "rows hold NaN or inf (see `xfeed ckpt inspect`)"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class PhoenixCheckpoint:
     """One model, ready to run: its config, flat params and embedding tables."""
@@ -104,7 +123,7 @@ class Ranker:
             emb = embed_batch(batch, self.ckpt.tables, self.config)
             p = np.asarray(self._probs(self.params, batch, emb))  # [1, cs, A]
             out[start:stop] = p[0, : stop - start]
-        return out
+        return finite_output(out, "ranker", self.config.head_names)
 
     def rank_many(
         self,
@@ -154,7 +173,7 @@ class Ranker:
         batch, emb = self.cached_inputs(history, post_ids, author_ids, product_surface,
                                         impression_ts, creation_ts)  # fmt: skip
         probs = cached_probs_fn(self.config, self.upstream_sigmoid)(self.params, batch, emb)
-        return np.asarray(probs, np.float32)[0, :n]
+        return finite_output(np.asarray(probs, np.float32)[0, :n], "ranker", self.config.head_names)
 
     def cached_inputs(
         self,
@@ -215,7 +234,9 @@ class Retriever:
         batch = make_batch(history, cfg, np.zeros(0, np.int64), np.zeros(0, np.int64))
         emb = embed_batch(batch, self.ckpt.tables, cfg)
         rep, norm = self._user(self.params, batch, emb)
-        return np.asarray(rep[0], np.float32), float(np.asarray(norm)[0, 0])
+        return finite_output(np.asarray(rep[0], np.float32), "user tower"), float(
+            np.asarray(norm)[0, 0]
+        )
 
     def encode_users(self, histories: list[UserHistory], batch_size: int = 64) -> np.ndarray:
         """User representations [U, D] (unit norm, float32), `batch_size` users per jitted call
@@ -233,7 +254,7 @@ class Retriever:
             emb = embed_batch(batch, self.ckpt.tables, cfg)
             rep, _ = self._user(self.params, batch, emb)  # [batch_size, D]
             out[start : start + len(part)] = np.asarray(rep)[: len(part)]
-        return out
+        return finite_output(out, "user tower")
 
     def encode_posts(
         self, post_ids: np.ndarray, author_ids: np.ndarray, batch_size: int = 4096
@@ -256,4 +277,4 @@ class Retriever:
             ae = tables.lookup(hashing.author_rows(authors, cfg.hash), "author", off["author"])
             rep = self._cand(self.params, pe[None], ae[None])
             out[start:stop] = np.asarray(rep[0, : stop - start])
-        return out
+        return finite_output(out, "candidate tower")

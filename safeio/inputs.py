@@ -11,10 +11,11 @@ from safeio.errors import InputRefused
 
 
 def _stat(path: Path, what: str) -> os.stat_result:
+    noun = "directory" if what.endswith("directory") else "file"
     try:
         return os.stat(path)
     except FileNotFoundError:
-        raise InputRefused(f"{path}: {what} not found") from None
+        raise InputRefused(f"{path}: {noun} not found") from None
     except OSError as exc:
         raise InputRefused(f"{path}: cannot read {what} ({exc.strerror})") from None
 

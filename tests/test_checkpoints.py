@@ -140,7 +140,7 @@ def test_mismatched_params_give_one_two_sided_error(fake_artifacts, tmp_path):
 @pytest.mark.parametrize(
     ("damage", "needle"),
     [
-        (lambda d: (d / "model_params.npz").write_bytes(b"not a zip"), "unreadable .npz"),
+        (lambda d: (d / "model_params.npz").write_bytes(b"not a zip"), "not a valid .npz"),
         (lambda d: (d / "config.json").write_text("{"), "not valid JSON"),
         (lambda d: (d / "config.json").write_text('{"model_type": "ranker"}'), "bad config"),
         (lambda d: (d / "embedding_tables.npz").unlink(), "file not found"),
@@ -158,7 +158,7 @@ def test_pickled_npz_is_refused(fake_artifacts, tmp_path):
     bad = tmp_path / "bad"
     _copy_model(fake_artifacts / "ranker", bad)
     np.savez(bad / "model_params.npz", evil=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(CheckpointError, match="unreadable .npz"):
+    with pytest.raises(CheckpointError, match="holds Python objects; xfeed never loads those"):
         load_model(bad)
 
 

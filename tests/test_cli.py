@@ -193,7 +193,7 @@ def test_corrupt_checkpoint_exit_2_and_debug_shows_traceback(
     (bad / "ranker" / "model_params.npz").write_bytes(b"garbage")
     monkeypatch.delenv("XFEED_DEBUG", raising=False)
     res = runner.invoke(app, ["ckpt", "inspect", str(bad)])
-    assert res.exit_code == 2 and "unreadable .npz" in res.stderr
+    assert res.exit_code == 2 and "not a valid .npz" in res.stderr
     monkeypatch.setenv("XFEED_DEBUG", "1")
     res = runner.invoke(app, ["ckpt", "inspect", str(bad)])
     assert res.exit_code != 0 and res.exception is not None  # raised, with its traceback

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
+from checkpoints.errors import CheckpointError
 from checkpoints.formats import load_model
 from phoenix.actions import ActionName, head_name
 from phoenix.config import ModelType
@@ -197,4 +198,7 @@ def evaluate(checkpoint: Path | str, world: Path | str, seed: int = 0) -> dict[s
         out["ranker"] = evaluate_ranker(checkpoint, world, seed)
     if (root / "retrieval").exists():
         out["retrieval"] = evaluate_retrieval(checkpoint, world, seed)
+    if "ranker" not in out and "retrieval" not in out:
+        what = "no such checkpoint directory" if not root.exists() else "no ranker/ or retrieval/"
+        raise CheckpointError(f"{root}: {what}")
     return out

@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from safeio.errors import InputRefused
+from safeio.inputs import regular_file
 from safeio.kinds import OutputKind, read_json_object
 
 
@@ -27,14 +29,32 @@ def _is_xfeed_world(path: Path) -> bool:
 WORLD_OUTPUT = OutputKind("world", True, _is_xfeed_world)
 
 
+MAX_TIME_MS = 32_503_680_000_000  # year 3000
+MAX_WORLD_JSON_BYTES = 16 << 20
+
+
 def read_world_json(world: Path | str) -> dict[str, Any]:
+    """world.json: an object whose `as_of_ms` is an integer time (0 … year 3000)."""
     path = Path(world) / "world.json"
     if not path.exists():
         raise WorldError(f"{world}: not a world directory (no world.json)")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        path = regular_file(path, "world.json")
+        if path.stat().st_size > MAX_WORLD_JSON_BYTES:
+            raise WorldError(f"{path}: too large for a world.json")
+        data = json.loads(path.read_bytes())
+    except InputRefused as exc:
+        raise WorldError(str(exc)) from None
+    except (ValueError, RecursionError) as exc:  # JSON, UTF-8, huge numbers, deep nesting
         raise WorldError(f"{path}: not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise WorldError(f"{path}: expected a JSON object")
+    as_of = data.get("as_of_ms")
+    if "as_of_ms" in data and (
+        not isinstance(as_of, int) or isinstance(as_of, bool) or not 0 <= as_of <= MAX_TIME_MS
+    ):
+        raise WorldError(f"{path}: as_of_ms must be an integer time in ms (0 … year 3000)")
+    return data
 
 
 def read_table(

@@ -42,6 +42,7 @@ KNOWN_ERRORS: tuple[str, ...] = (
     "checkpoints.errors:CheckpointError",
     "phoenix.params:ParamMismatchError",
     "phoenix.device:DeviceUnavailableError",
+    "phoenix.runtime:NonFiniteOutputError",
     "xfeed_cli.console:InputError",
     "thunder.errors:ThunderError",
     "world.tables:WorldError",

@@ -37,3 +37,8 @@ ForceOpt = Annotated[
         "--force", help="Replace an existing output even if it is not a previous xfeed output."
     ),
 ]
+
+MAX_ID = (1 << 63) - 1  # ids are int64
+UserIdOpt = Annotated[
+    int, typer.Option("--user", min=1, max=MAX_ID, help="Viewer user id (1 … 2^63−1).")
+]

@@ -30,7 +30,7 @@ PathArg = Annotated[Path, typer.Argument(help="Checkpoint directory (model or bu
 
 @app.command()
 def inspect(path: PathArg, as_json: JsonOpt = False) -> None:
-    """Tensors (name, shape, dtype, count), totals and config of a checkpoint.
+    """Tensors (name, shape, dtype, count, non-finite values), totals and config of a checkpoint.
 
     Example: xfeed ckpt inspect data/samples/checkpoint
     """
@@ -45,17 +45,23 @@ def inspect(path: PathArg, as_json: JsonOpt = False) -> None:
             ("shape", "left"),
             ("dtype", "left"),
             ("count", "right"),
+            ("non-finite", "right"),
         ):
             table.add_column(col, justify=just)
         for t in model["tensors"]:
             shape = "×".join(map(str, t["shape"])) or "scalar"
-            table.add_row(t["name"], shape, t["dtype"], f"{t['count']:,}")
+            bad = f"{t['non_finite']:,}" if t["non_finite"] else ""
+            style = "red" if t["non_finite"] else None
+            table.add_row(t["name"], shape, t["dtype"], f"{t['count']:,}", bad, style=style)
         table.add_section()
         table.add_row(
             f"model params ({model['num_param_arrays']} arrays)", "", "", f"{model['num_params']:,}"
         )
         table.add_row("all values (params + tables)", "", "", f"{model['total_values']:,}")
         out.print(table)
+        if model["non_finite_tensors"]:
+            names = ", ".join(model["non_finite_tensors"])
+            err.print(f"warning: {key} has non-finite values (NaN/inf) in: {names}")
         cfg = model["config"]
         t = cfg["transformer"]
         out.print(
@@ -134,10 +140,16 @@ def convert(
 @app.command()
 def fake(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to create.")],
-    vocab: Annotated[int, typer.Option(min=2, help="Rows per embedding table.")] = 1000,
+    vocab: Annotated[
+        int, typer.Option(min=2, max=10_000_000, help="Rows per embedding table (2 … 10M).")
+    ] = 1000,
     seed: SeedOpt = 0,
-    corpus_size: Annotated[int, typer.Option(min=1, help="Posts in the corpus.")] = 2000,
-    history_len: Annotated[int, typer.Option(min=1, help="Items in the example sequence.")] = 40,
+    corpus_size: Annotated[
+        int, typer.Option(min=1, max=10_000_000, help="Posts in the corpus (1 … 10M).")
+    ] = 2000,
+    history_len: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Items in the example sequence.")
+    ] = 40,
     preset: Annotated[Preset, typer.Option(help="Architecture.")] = Preset.MINI,
     force: ForceOpt = False,
 ) -> None:
@@ -164,10 +176,14 @@ def pull(
     revision: Annotated[str | None, typer.Option(help="Branch, tag or commit.")] = None,
     local_dir: Annotated[Path | None, typer.Option(help="Copy files here, not the cache.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="HF cache directory.")] = None,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, max=86_400, help="Give up after this many seconds.")
+    ] = 60.0,
 ) -> None:
     """Download a checkpoint repo via huggingface_hub (HF_ENDPOINT, HF_HUB_OFFLINE respected).
 
     Example: xfeed ckpt pull org/name --revision main
     """
-    path = hub.pull(repo_id, revision=revision, local_dir=local_dir, cache_dir=cache_dir)
+    path = hub.pull(repo_id, revision=revision, local_dir=local_dir, cache_dir=cache_dir,
+                    timeout_s=timeout)  # fmt: skip
     out.print(str(path), highlight=False)

@@ -18,7 +18,7 @@ from thunder.timespec import parse_time_ms
 from xfeed_cli.console import InputError, dumps, err, out, write_lines
 from xfeed_cli.device import use_device
 from xfeed_cli.lazy import lazy
-from xfeed_cli.options import DeviceOpt, ForceOpt, JsonOpt, OutOpt
+from xfeed_cli.options import MAX_ID, DeviceOpt, ForceOpt, JsonOpt, OutOpt, UserIdOpt
 from xfeed_cli.render import Col, fitted_table
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ feed = lazy("pipeline.feed")
 candidates = lazy("pipeline.candidates")
 query_mod = lazy("pipeline.query")
 
-UserOpt = Annotated[int, typer.Option("--user", help="Viewer user id.")]
+UserOpt = UserIdOpt
 WorldOpt = Annotated[Path | None, typer.Option("--world", help="World (default: bundled).")]
 CkptOpt = Annotated[Path | None, typer.Option("--checkpoint", help="Checkpoint bundle.")]
 SnapOpt = Annotated[Path | None, typer.Option("--snapshot", help="Thunder snapshot.")]
@@ -319,7 +319,8 @@ def post_filter(
 def explain(
     user: UserOpt,
     post: Annotated[
-        list[int] | None, typer.Option("--post", help="Post id (repeatable: --post A --post B).")
+        list[int] | None,
+        typer.Option("--post", min=1, max=MAX_ID, help="Post id (repeatable: --post A --post B)."),
     ] = None,
     top: Annotated[int, typer.Option("--top", min=0, help="Also explain the feed's first N.")] = 0,
     world: WorldOpt = None,

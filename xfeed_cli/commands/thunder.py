@@ -14,7 +14,7 @@ from thunder.config import DEFAULT_CONFIG, ThunderConfig
 from thunder.timespec import format_time_ms, parse_duration_ms, parse_time_ms
 from xfeed_cli.console import InputError, XFeedGroup, dumps, err, out, write_lines
 from xfeed_cli.lazy import lazy
-from xfeed_cli.options import ForceOpt, JsonOpt, OutOpt
+from xfeed_cli.options import ForceOpt, JsonOpt, OutOpt, UserIdOpt
 
 if TYPE_CHECKING:
     import numpy as np
@@ -124,7 +124,7 @@ def stats(
 @app.command()
 def query(
     snapshot: SnapshotOpt,
-    user: Annotated[int, typer.Option("--user", help="Viewer user id.")],
+    user: UserIdOpt,
     world: Annotated[Path | None, typer.Option(help="World directory (following list).")] = None,
     following: Annotated[str | None, typer.Option(help="Comma-separated followed ids.")] = None,
     exclude: Annotated[str | None, typer.Option(help="Comma-separated post ids to skip.")] = None,

@@ -23,13 +23,16 @@ data_app = typer.Typer(help="Synthetic worlds.", no_args_is_help=True, cls=XFeed
 @data_app.command()
 def synth(
     out_dir: Annotated[Path, typer.Option("--out", help="World directory to write.")],
-    users: Annotated[int, typer.Option(min=20, help="Number of accounts.")] = 2000,
+    users: Annotated[
+        int, typer.Option(min=20, max=200_000, help="Number of accounts (20 … 200,000).")
+    ] = 2000,
     seed: SeedOpt = 0,
-    days: Annotated[float, typer.Option(min=0.5, help="Days of posts.")] = 3.0,
+    days: Annotated[float, typer.Option(min=0.5, max=365, help="Days of posts.")] = 3.0,
     posts_per_user: Annotated[
         float | None,
         typer.Option(
             min=0.1,
+            max=10_000,
             help="Mean posts per account over the period (default 10; 500 with 2,000 users: "
             "a 1M-post world).",
         ),  # fmt: skip
