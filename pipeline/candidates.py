@@ -124,10 +124,49 @@ class PostCandidate:
             raise CandidateStreamError(f"unknown candidate field(s): {', '.join(unknown)}")
         if "post_id" not in data or "author_id" not in data:
             raise CandidateStreamError("candidate lacks post_id or author_id")
+        for k in _TUPLE_FIELDS & data.keys():
+            if not isinstance(data[k], list):
+                raise CandidateStreamError(f"{k} must be a list")
         data = {k: tuple(v) if k in _TUPLE_FIELDS else v for k, v in data.items()}
         for k in ID_FIELDS & data.keys():
             data[k] = parse_id(data[k], k, many=k in _TUPLE_FIELDS)
+        for k in data.keys() - ID_FIELDS:
+            _check_field(k, data[k])
         return cls(**data)
+
+
+MAX_MS = 32_503_680_000_000  # year 3000
+MAX_COUNT = 2**63 - 1
+
+
+def _check_field(name: str, v: Any) -> None:
+    """The type (and range) a stage may rely on for a non-id field; CandidateStreamError if not."""
+    kind = _FIELD_TYPES[name]
+    if v is None and kind.endswith("| None"):
+        return
+    base = kind.removesuffix(" | None")
+    if base == "int":
+        hi = MAX_MS if name == "created_ms" else MAX_COUNT
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= hi:
+            raise CandidateStreamError(f"{name} must be an integer in [0, {hi}]")
+    elif base == "float":
+        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+            raise CandidateStreamError(f"{name} must be a finite number")
+    elif base == "bool":
+        if not isinstance(v, bool):
+            raise CandidateStreamError(f"{name} must be true or false")
+    elif base == "str":
+        if not isinstance(v, str):
+            raise CandidateStreamError(f"{name} must be a string")
+    elif base == "tuple[str, ...]":
+        if not all(isinstance(x, str) for x in v):
+            raise CandidateStreamError(f"{name} must be a list of strings")
+    elif base == "dict[str, float]":
+        if not isinstance(v, dict) or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) and np.isfinite(x)
+            for x in v.values()
+        ):
+            raise CandidateStreamError(f"{name} must map names to finite numbers")
 
 
 ID_FIELDS = frozenset({
@@ -171,6 +210,7 @@ def parse_id(v: Any, name: str, many: bool = False) -> Any:
 
 
 _FIELDS = {f.name for f in dataclasses.fields(PostCandidate)}
+_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(PostCandidate)}
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(PostCandidate)}
 _TUPLE_FIELDS = {"ancestors", "ancestor_users", "labels"}
 
@@ -185,10 +225,21 @@ def candidates_from_columns(
 
 
 def dump_stream(query: dict[str, Any], candidates: Iterable[PostCandidate]) -> Iterator[str]:
-    """JSONL lines: the query line, then one line per candidate."""
-    yield json.dumps({"query": query}, separators=(",", ":"))
-    for c in candidates:
-        yield json.dumps(c.to_json(), separators=(",", ":"))
+    """JSONL lines: the query line, then one line per candidate (always valid JSON: a NaN or
+    inf is an error, never written)."""
+    try:
+        yield json.dumps({"query": query}, separators=(",", ":"), allow_nan=False)
+        for c in candidates:
+            yield json.dumps(c.to_json(), separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        raise CandidateStreamError(f"cannot write non-finite values as JSON ({exc})") from None
+
+
+def _no_constants(token: str) -> Any:
+    raise CandidateStreamError(f"{token} is not a JSON number (non-finite values are refused)")
+
+
+MAX_LINE_CHARS = 16 << 20
 
 
 def parse_stream(lines: Iterable[str]) -> tuple[dict[str, Any], list[PostCandidate]]:
@@ -198,10 +249,18 @@ def parse_stream(lines: Iterable[str]) -> tuple[dict[str, Any], list[PostCandida
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        if len(line) > MAX_LINE_CHARS:
+            raise CandidateStreamError(f"line {n}: longer than {MAX_LINE_CHARS:,} characters")
         try:
-            data = json.loads(line)
+            data = json.loads(line, parse_constant=_no_constants)
+        except CandidateStreamError as exc:
+            raise CandidateStreamError(f"line {n}: {exc}") from None
         except json.JSONDecodeError as exc:
-            raise CandidateStreamError(f"line {n}: not valid JSON ({exc.msg})") from exc
+            raise CandidateStreamError(f"line {n}: not valid JSON ({exc.msg})") from None
+        except ValueError as exc:  # an integer of thousands of digits
+            raise CandidateStreamError(f"line {n}: {str(exc).splitlines()[0]}") from None
+        except RecursionError:
+            raise CandidateStreamError(f"line {n}: JSON nested too deeply") from None
         if not isinstance(data, dict):
             raise CandidateStreamError(f"line {n}: expected a JSON object")
         if query is None:

@@ -21,10 +21,13 @@ import numpy as np
 import pyarrow as pa
 
 from safeio.atomic import atomic_path
+from safeio.errors import InputRefused
+from safeio.inputs import regular_file
 from safeio.kinds import OutputKind, read_json_object
+from thunder import integrity
 from thunder.config import DEFAULT_CONFIG, ThunderConfig
 from thunder.errors import ThunderError
-from thunder.index import FetchIndex
+from thunder.index import WIDTH, FetchIndex
 from thunder.log import PostLog
 from thunder.rules import Kind
 from thunder.store import PostingLists, ThunderStore
@@ -33,6 +36,7 @@ FORMAT = "xfeed-thunder-snapshot"
 SCHEMA_VERSION = 1
 FLAGS = ("is_reply", "is_retweet", "has_video")
 AGE_BUCKETS_H = (1, 3, 6, 12, 24, 48)
+MAX_MANIFEST_BYTES = 64 << 20
 SNAPSHOT_OUTPUT = OutputKind(
     "thunder snapshot",
     True,
@@ -73,7 +77,8 @@ def save_snapshot(
         "schema_version": SCHEMA_VERSION,
         "as_of_ms": store.as_of_ms,
         "retention_ms": store.retention_ms,
-        "counts": store.counts,
+        # timings are not content: two builds of the same logs give the same bytes
+        "counts": {k: v for k, v in store.counts.items() if not k.endswith("_ms")},
         "sources": log.sources,
         "source_hash": log.source_hash,
         "config": dataclasses.asdict(config),
@@ -91,6 +96,7 @@ def save_snapshot(
         if store.fetch_index is not None:
             _write_fetch_index(tmp / "fetch_index.arrow", store.fetch_index)
             manifest["fetch_index_time_points"] = store.fetch_index.time_points.tolist()
+        manifest["content_sha256"] = integrity.content_hashes(tmp)
         text = json.dumps(manifest, indent=2) + "\n"
         (tmp / "manifest.json").write_text(text)
     return json.loads(text)
@@ -103,24 +109,40 @@ def load_snapshot(path: Path | str) -> tuple[ThunderStore, dict[str, Any]]:
         what = "no such snapshot" if not path.exists() else "not a Thunder snapshot (no manifest)"
         raise ThunderError(f"{path}: {what}")
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except json.JSONDecodeError as exc:
+        manifest_file = regular_file(path / "manifest.json", "snapshot manifest")
+        if manifest_file.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ThunderError(f"{manifest_file}: too large for a manifest")
+        manifest = json.loads(manifest_file.read_bytes())
+    except InputRefused as exc:
+        raise ThunderError(str(exc)) from None
+    except (ValueError, RecursionError) as exc:
         raise ThunderError(f"{path}/manifest.json: not valid JSON") from exc
-    if manifest.get("format") != FORMAT or manifest.get("schema_version") != SCHEMA_VERSION:
+    if not isinstance(manifest, dict) or (
+        manifest.get("format") != FORMAT or manifest.get("schema_version") != SCHEMA_VERSION
+    ):
         raise ThunderError(f"{path}: unsupported snapshot format")
+    integrity.check_manifest(path, manifest)
+    integrity.verify_content(path, manifest)
     posts = _read_arrow(path / "posts.arrow")
+    integrity.check_columns(path / "posts.arrow", posts, integrity.POST_COLUMNS_REQUIRED)
     for flag in FLAGS:
-        posts[flag] = posts[flag].view(bool)
+        posts[flag] = posts[flag].astype(np.uint8, copy=False).view(bool)
     entries = _read_arrow(path / "entries.arrow")
+    integrity.check_columns(path / "entries.arrow", entries, PostingLists.ENTRY_FIELDS)
     lists = {}
     base = 0
+    bases = [0]
     for kind in Kind:  # kinds are laid out in Kind order in the entries
-        authors = _read_arrow(path / f"{kind.name.lower()}_authors.arrow")
-        end = int(authors["end"][-1]) if len(authors["end"]) else 0
+        name = path / f"{kind.name.lower()}_authors.arrow"
+        authors = _read_arrow(name)
+        integrity.check_columns(name, authors, integrity.AUTHOR_COLUMNS)
+        end = integrity.check_lists(name, authors, len(entries["row"]) - base)
         offsets = np.append(authors["start"], end).astype(np.int64)
         views = {f: entries[f][base : base + end] for f in PostingLists.ENTRY_FIELDS}
         lists[kind] = PostingLists(authors["author_id"], offsets, **views, base=base)
         base += end
+        bases.append(base)
+    integrity.check_entries(path / "entries.arrow", entries, base, len(posts["post_id"]))
     store = ThunderStore(
         posts,
         lists,
@@ -133,6 +155,8 @@ def load_snapshot(path: Path | str) -> tuple[ThunderStore, dict[str, Any]]:
         store.fetch_index = _read_fetch_index(
             path / "fetch_index.arrow", manifest["fetch_index_time_points"]
         )
+        integrity.check_fetch_index(path / "fetch_index.arrow", store.fetch_index.table,
+                                    WIDTH, bases)  # fmt: skip
     return store, manifest
 
 

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.params import HEADS, load_params
+from safeio.inputs import regular_file
 from safeio.kinds import CANDIDATE_STREAM
 from thunder.timespec import parse_time_ms
 from xfeed_cli.console import InputError, dumps, err, out, write_lines
@@ -84,8 +85,8 @@ def _stream_out(
 
 
 def _stream_in(path: Path | None) -> tuple[FeedQuery, list[PostCandidate]]:
-    if path is not None and not path.exists():
-        raise InputError(f"{path}: candidate file not found")
+    if path is not None:
+        regular_file(path, "candidate file")  # not a FIFO or a directory
     lines = path.read_text().splitlines() if path else sys.stdin.read().splitlines()
     q, cands = candidates.parse_stream(lines)
     try:

@@ -88,7 +88,7 @@ def build(
     err.print(
         f"wrote {snapshot_out}: {c['posts']:,} posts by {c['authors']:,} authors from "
         f"{c['events']:,} events as of {format_time_ms(manifest['as_of_ms'])} "
-        f"({c['build_ms']:.0f} ms build)",
+        f"({store.counts.get('build_ms', 0):.0f} ms build)",
         highlight=False,
     )
 
