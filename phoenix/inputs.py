@@ -17,6 +17,7 @@ from phoenix import hashing
 from phoenix.batch import RecsysBatch, RecsysEmbeddings
 from phoenix.config import PhoenixConfig
 from phoenix.embeddings import EmbeddingTables
+from safeio.inputs import regular_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,18 +36,34 @@ class UserHistory:
         return int(len(self.post_ids))
 
 
+MAX_SEQUENCE_BYTES = 64 << 20
+
+
 def load_sequence_json(path: Path, num_actions: int) -> UserHistory:
     """Read upstream's `example_sequence.json`: {"user_id", "history": [{"post_id", "author_id",
     "actions": {"<ActionName>": value}, "label"?}]}. Action keys >= num_actions are ignored."""
-    data = json.loads(Path(path).read_text())
+    path = regular_file(path, "sequence file")  # not a FIFO or a directory
+    if path.stat().st_size > MAX_SEQUENCE_BYTES:
+        raise ValueError("larger than 64 MB")
+    try:
+        data = json.loads(path.read_bytes())
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
     items = data["history"]
+    if not isinstance(items, list):
+        raise ValueError("history must be a list")
     actions = np.zeros((len(items), num_actions), np.float32)
     for i, item in enumerate(items):
         for key, value in item.get("actions", {}).items():
             if int(key) < num_actions:
                 actions[i, int(key)] = float(value)
+    user_id = int(data["user_id"])
+    if not -(2**63) <= user_id < 2**63:
+        raise ValueError("user_id is not a 64-bit id")
+    if not np.isfinite(actions).all():
+        raise ValueError("action values must be finite")
     return UserHistory(
-        user_id=int(data["user_id"]),
+        user_id=user_id,
         post_ids=hashing.as_int64_ids([int(x["post_id"]) for x in items]),
         author_ids=hashing.as_int64_ids([int(x["author_id"]) for x in items]),
         actions=actions,

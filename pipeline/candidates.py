@@ -257,8 +257,10 @@ def parse_stream(lines: Iterable[str]) -> tuple[dict[str, Any], list[PostCandida
             raise CandidateStreamError(f"line {n}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise CandidateStreamError(f"line {n}: not valid JSON ({exc.msg})") from None
-        except ValueError as exc:  # an integer of thousands of digits
-            raise CandidateStreamError(f"line {n}: {str(exc).splitlines()[0]}") from None
+        except ValueError:  # an integer of thousands of digits
+            raise CandidateStreamError(
+                f"line {n}: number too large (thousands of digits)"
+            ) from None
         except RecursionError:
             raise CandidateStreamError(f"line {n}: JSON nested too deeply") from None
         if not isinstance(data, dict):

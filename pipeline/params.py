@@ -17,6 +17,8 @@ from typing import Any
 
 from phoenix.actions import ActionName as A
 from phoenix.actions import head_name
+from safeio.errors import InputRefused
+from safeio.inputs import regular_file
 
 # Score head -> (model output, production weight); the head names are phoenix.actions.HEAD_NAMES.
 # Positive heads first, then negative ones.
@@ -233,9 +235,12 @@ def load_params(path: Path | str | None, base: FeedParams | None = None) -> Feed
         return base or FeedParams()
     path = Path(path)
     try:
+        regular_file(path, "weights file")  # not a FIFO or a directory
         data = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ParamsError(f"{path}: weights file not found") from exc
+    except InputRefused as exc:
+        raise ParamsError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path}: not a text (TOML) file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ParamsError(f"{path}: not valid TOML ({exc})") from exc
     try:

@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from safeio.errors import InputRefused
+from safeio.inputs import regular_file
 from thunder.errors import ThunderError
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -87,6 +89,10 @@ def read_log(path: Path | str) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.exists():
         raise ThunderError(f"{path}: post log not found")
+    try:
+        regular_file(path, "post log")  # not a FIFO or a directory
+    except InputRefused as exc:
+        raise ThunderError(str(exc)) from None
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as exc:

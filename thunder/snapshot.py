@@ -58,7 +58,12 @@ def _read_arrow(path: Path) -> dict[str, np.ndarray]:
     out = {}
     for name in table.column_names:
         col = table.column(name)
-        out[name] = col.chunk(0).to_numpy() if col.num_chunks == 1 else col.to_numpy()
+        if not (pa.types.is_integer(col.type) or pa.types.is_boolean(col.type)):
+            raise ThunderError(f"{path}: column {name!r} must be integer, got {col.type}")
+        try:
+            out[name] = col.chunk(0).to_numpy() if col.num_chunks == 1 else col.to_numpy()
+        except (pa.ArrowException, ValueError) as exc:
+            raise ThunderError(f"{path}: unreadable column {name!r} ({exc})") from None
     return out
 
 

@@ -25,10 +25,13 @@ class WorldData:
         "video_duration_ms",
     )  # fmt: skip
 
+    USER_COLUMNS = ("follower_count", "is_nsfw", "muted_keywords", "allow_for_you")
+
     def __init__(self, world: Path | str):
         self.path = Path(world)
         self.meta = read_world_json(world)
-        posts = read_table(world, "posts")
+        extra = ["event", "event_ms", "text", "has_media", "subscription_only", "labels"]
+        posts = read_table(world, "posts", [*self.POST_COLUMNS, *extra])  # only what is used
         creates = posts.filter(pc.equal(posts.column("event"), "create"))
         order = np.argsort(creates.column("post_id").to_numpy(), kind="stable")
         creates = creates.take(order)
@@ -50,13 +53,12 @@ class WorldData:
         deletes = posts.filter(pc.equal(posts.column("event"), "delete"))
         self.delete_ms = dict(zip(deletes.column("post_id").to_pylist(),
                                   deletes.column("event_ms").to_pylist(), strict=True))  # fmt: skip
-        users = read_table(world, "users")
+        users = read_table(world, "users", ["user_id", *self.USER_COLUMNS])  # only what is used
         self.user_ids = users.column("user_id").to_numpy().astype(np.int64)
         uorder = np.argsort(self.user_ids)
         self.user_ids = self.user_ids[uorder]
         self.users = {
-            c: users.column(c).take(pa.array(uorder)).to_pylist()
-            for c in ("follower_count", "is_nsfw", "muted_keywords", "allow_for_you")
+            c: users.column(c).take(pa.array(uorder)).to_pylist() for c in self.USER_COLUMNS
         }
         edges = read_table(world, "edges", ["src_user_id", "dst_user_id", "kind", "created_ms"])
         self.edges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}

@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 from safeio.errors import InputRefused
 from safeio.inputs import regular_file
 from safeio.kinds import OutputKind, read_json_object
+from world.schema import TABLES
+from world.schema import _kind as column_kind
 
 
 class WorldError(ValueError):
@@ -60,13 +62,43 @@ def read_world_json(world: Path | str) -> dict[str, Any]:
 def read_table(
     world: Path | str, name: str, columns: list[str] | None = None, filters: Any = None
 ) -> pa.Table:
+    """Only `columns` (all when None) of a world table, after checking they exist and have the
+    contract's kind of type (world.schema); errors name the file and the column."""
     path = Path(world) / f"{name}.parquet"
     if not path.exists():
         raise WorldError(f"{path}: table not found")
     try:
+        regular_file(path, "Parquet table")
+        schema = pq.read_schema(path)
+    except InputRefused as exc:
+        raise WorldError(str(exc)) from None
+    except (pa.ArrowException, OSError) as exc:
+        raise WorldError(f"{path}: not a Parquet file ({str(exc).splitlines()[0]})") from None
+    _check_columns(path, name, schema, columns)
+    try:
         return pq.read_table(path, columns=columns, filters=filters)
-    except (pa.ArrowInvalid, OSError, KeyError) as exc:
-        raise WorldError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from exc
+    except (pa.ArrowException, OSError, KeyError) as exc:
+        raise WorldError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
+
+
+def _check_columns(path: Path, name: str, schema: pa.Schema, columns: list[str] | None) -> None:
+    wanted = list(columns) if columns is not None else list(schema.names)
+    missing = [c for c in wanted if c not in schema.names]
+    if missing:
+        raise WorldError(f"{path}: missing column(s) {', '.join(missing)}")
+    contract = {c.name: c for c in TABLES.get(name, ())}
+    for c in wanted:
+        if c not in contract:
+            continue
+        got = schema.field(c).type
+        if pa.types.is_dictionary(got):
+            got = got.value_type
+        if pa.types.is_null(got) and contract[c].nullable:
+            continue
+        if column_kind(got) != column_kind(contract[c].type):
+            raise WorldError(
+                f"{path}: column {c!r} must be {column_kind(contract[c].type)}, got {got}"
+            )
 
 
 def require_user(world: Path | str, user_id: int) -> None:

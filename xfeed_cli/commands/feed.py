@@ -142,7 +142,9 @@ def _stage_times(timings: dict[str, float]) -> dict[str, float]:
 
 
 def rank(
-    user: Annotated[int | None, typer.Option("--user", help="Viewer user id.")] = None,
+    user: Annotated[
+        int | None, typer.Option("--user", min=1, max=MAX_ID, help="Viewer user id.")
+    ] = None,
     users: Annotated[
         str | None,
         typer.Option(
