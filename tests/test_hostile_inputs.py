@@ -139,3 +139,16 @@ def test_fuzzed_candidate_streams_exit_0_or_2(tmp_path_factory, cut, flips):
         for line in (root / "out.jsonl").read_text().splitlines():
             json.loads(line)  # valid JSON, no NaN/Infinity
     assert sorted(p.name for p in root.iterdir()) in (["in.jsonl"], ["in.jsonl", "out.jsonl"])
+
+
+def test_a_single_training_step_has_a_valid_schedule():
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from training.steps import TrainConfig, _optimizer
+
+    opt = _optimizer(dataclasses.replace(TrainConfig(), steps=1))
+    params = {"w": jnp.ones(3)}
+    updates, _ = opt.update({"w": jnp.ones(3)}, opt.init(params), params)
+    assert bool(jnp.isfinite(updates["w"]).all())

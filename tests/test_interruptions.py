@@ -120,3 +120,29 @@ def test_error_in_the_body_leaves_nothing_and_keeps_the_old(tmp_path):
     assert (target / "data").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert (target / MARKER).exists()
+
+
+def test_sigterm_to_the_cli_keeps_the_previous_world(tmp_path):
+    """The real CLI: SIGTERM at a random point of `data synth` exits 0 or 130 (one line when it
+    came inside the command), or dies by the signal before its handler is installed; the previous
+    world stays complete and a rerun leaves no siblings."""
+    target = tmp_path / "world"
+    argv = [sys.executable, "-c", "from xfeed_cli.main import run; run()", "data", "synth",
+            "--out", str(target), "--users", "60", "--days", "1"]  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    assert subprocess.run(argv, cwd=root, capture_output=True).returncode == 0
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    for delay in (0.2, 0.6, 1.0, 1.5):
+        proc = subprocess.Popen([*argv, "--seed", "1"], cwd=root, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+        stderr = proc.stderr.read()
+        assert code in (0, 130, -signal.SIGTERM) and "Traceback" not in stderr, stderr
+        assert stderr.count("error:") <= 1
+        after = {p.name: p.read_bytes() for p in target.iterdir()}
+        assert after.keys() == before.keys()  # complete: old (or, if it finished, new)
+        if code != 0:
+            assert after == before
+    assert subprocess.run(argv, cwd=root, capture_output=True).returncode == 0
+    assert _siblings(target) == []

@@ -125,8 +125,9 @@ def init_state(cfg: PhoenixConfig, tc: TrainConfig) -> dict:
 
 
 def _optimizer(tc: TrainConfig) -> optax.GradientTransformation:
+    warmup = min(max(1, tc.steps // 20), tc.steps - 1)  # the decay needs at least one step
     schedule = optax.warmup_cosine_decay_schedule(
-        0.0, tc.learning_rate, max(1, tc.steps // 20), tc.steps, tc.learning_rate * 0.05
+        0.0, tc.learning_rate, warmup, tc.steps, tc.learning_rate * 0.05
     )
     return optax.chain(
         optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=tc.weight_decay)

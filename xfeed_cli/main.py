@@ -13,7 +13,7 @@ import typer
 from safeio.signals import handle_termination_as_interrupt
 from xfeed_cli import device
 from xfeed_cli.commands import bench, ckpt, feed, params, phoenix, thunder, training, world
-from xfeed_cli.console import XFeedGroup, setup_logging
+from xfeed_cli.console import XFeedGroup, debug_enabled, report_error, setup_logging
 
 app = typer.Typer(
     name="xfeed",
@@ -83,7 +83,13 @@ def main(
 def run() -> None:
     """Console-script entry point: SIGTERM/SIGHUP interrupt like Ctrl-C (cleanup runs)."""
     handle_termination_as_interrupt()
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # before a command started (building the CLI): nothing written
+        if debug_enabled():
+            raise
+        report_error("interrupted")
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":
