@@ -8,12 +8,12 @@ The content hash is SHA-256 per data file, recorded in the manifest when the sna
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from safeio.digest import file_sha256
 from thunder.errors import ThunderError
 
 MAX_TIME_MS = 32_503_680_000_000  # year 3000
@@ -21,14 +21,6 @@ POST_COLUMNS_REQUIRED = ("post_id", "author_id", "created_ms", "is_reply", "is_r
                          "has_video")  # fmt: skip
 AUTHOR_COLUMNS = ("author_id", "start", "end")
 OPTIONAL_FILE = "fetch_index.arrow"  # rebuilt on first fetch when absent
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def content_hashes(directory: Path) -> dict[str, str]:

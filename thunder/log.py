@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from safeio.digest import file_sha256
 from safeio.errors import InputRefused
 from safeio.inputs import regular_file
 from thunder.errors import ThunderError
@@ -63,14 +64,6 @@ class PostLog:
         for s in self.sources:
             h.update(s["sha256"].encode())
         return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _int_column(table: pa.Table, name: str, path: Path, nullable: bool) -> np.ndarray:

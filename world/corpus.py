@@ -24,6 +24,7 @@ from checkpoints.errors import CheckpointError
 from checkpoints.formats import load_model, model_dir
 from phoenix.compile_cache import cache_root
 from phoenix.config import ModelType
+from safeio.digest import update_with_file
 from world.tables import read_table, read_world_json, table_bytes_hash
 
 logger = logging.getLogger(__name__)
@@ -67,9 +68,7 @@ def _files_hash(files: tuple[tuple[str, int, int], ...]) -> str:
     h = hashlib.sha256()
     for path, _, _ in files:
         h.update(Path(path).name.encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        update_with_file(h, path)
     return h.hexdigest()
 
 

@@ -23,7 +23,6 @@ What the world gets:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import pyarrow.parquet as pq
 
 from phoenix.actions import ActionName
 from safeio.atomic import atomic_path
+from safeio.digest import file_sha256
 from world.tables import WORLD_OUTPUT, WorldError, table_bytes_hash
 
 SNOWFLAKE_EPOCH_MS = 1288834974657
@@ -333,7 +333,7 @@ def import_log(
             "generator": "xfeed world import",
             "imported": True,
             "source": {
-                "files": [{"name": p.name, "sha256": _sha256(p)} for p in inputs],
+                "files": [{"name": p.name, "sha256": file_sha256(p)} for p in inputs],
                 "spec": {
                     k: (v.name if isinstance(v, ActionName) else v)
                     for k, v in dataclasses.asdict(spec).items()
@@ -352,11 +352,3 @@ def import_log(
         }
         (tmp / "world.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
