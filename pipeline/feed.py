@@ -97,18 +97,25 @@ PARTS = frozenset({"query", "sources", "hydrators", "filters", "scorers", "selec
 
 
 def build_pipeline(query: FeedQuery, parts: frozenset[str] = PARTS) -> CandidatePipeline:
-    """The For You pipeline for `query`; components of the parts not asked for are left out."""
+    """The For You pipeline for `query`; components of the parts not asked for are left out.
+    `params.arm == "chrono"` is the reverse-chronological control: the same query hydration,
+    Thunder source, hydrators and filters, no retrieval, and the newest posts served first
+    (Phoenix still scores them, for the record, but does not order them)."""
     r, p = query.resources, query.params
+    chrono = p.arm == "chrono"
     world = _world(r.world) if parts & {"query", "sources", "hydrators", "post"} else None
     sources, scorers = [], []
     if "sources" in parts:
         from pipeline.sources import PhoenixRetrievalSource, ThunderSource  # noqa: PLC0415
 
-        retriever, corpus = _retrieval(r.checkpoint, _corpus_path(r.checkpoint, r.world, r.corpus))
-        sources = [ThunderSource(), PhoenixRetrievalSource(retriever, corpus, world)]
+        sources = [ThunderSource()]
+        if not chrono:  # the chrono arm has no out-of-network source (and loads no retrieval)
+            path = _corpus_path(r.checkpoint, r.world, r.corpus)
+            sources.append(PhoenixRetrievalSource(*_retrieval(r.checkpoint, path), world))
     if "scorers" in parts:
-        scorers = [
-            s.PhoenixScorer(_ranker(r.checkpoint, p.ranker)),
+        ranker = s.PhoenixScorer(_ranker(r.checkpoint, p.ranker))
+        scorers = [ranker, s.WeightedScorer(), s.ChronoScorer()] if chrono else [
+            ranker,
             s.WeightedScorer(),
             s.NewAuthorBoostScorer(),
             s.AuthorDiversityScorer(),

@@ -83,6 +83,7 @@ class FeedParams:
     top_k: int = 50
     result_size: int = 35
     ranker: str = "cached"  # "cached" (user+history once) or "reference" (upstream's chunks)
+    arm: str = "for-you"  # "for-you" (the pipeline) or "chrono" (in-network, newest first)
 
     @functools.cached_property
     def positive_sum(self) -> float:
@@ -97,6 +98,9 @@ class FeedParams:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+ARMS = ("for-you", "chrono")
+CHOICES: dict[str, tuple[str, ...]] = {"ranker": ("cached", "reference"), "arm": ARMS}
 
 # The meaning of every switch (one line each; `xfeed params` prints them with defaults and types).
 PARAM_HELP: dict[str, str] = {
@@ -123,6 +127,7 @@ PARAM_HELP: dict[str, str] = {
     "top_k": "candidates kept by the selector before post-selection filters",
     "result_size": "posts served (the feed size)",
     "ranker": "'cached' (user+history once) or 'reference' (upstream's chunks)",
+    "arm": "'for-you' (the pipeline) or 'chrono' (followed accounts' posts, newest first)",
     "dwell_time": "weight per predicted second of dwell (continuous head)",
 }
 
@@ -204,9 +209,9 @@ def params_from_dict(data: dict[str, Any], base: FeedParams | None = None) -> Fe
             changes["weights"] = weights
             continue
         current = getattr(base, key)
-        if key == "ranker":
-            if value not in ("cached", "reference"):
-                raise ParamsError("ranker must be 'cached' or 'reference'")
+        if key in CHOICES:
+            if value not in CHOICES[key]:
+                raise ParamsError(f"{key} must be " + " or ".join(map(repr, CHOICES[key])))
             changes[key] = value
         elif isinstance(current, bool):
             if not isinstance(value, bool):

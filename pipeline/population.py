@@ -34,7 +34,6 @@ from safeio.atomic import atomic_path, write_text_atomic
 from world.tables import WorldError, read_world_json
 
 FORMAT = "xfeed-feeds/1"
-ARM = "for-you"
 PART_USERS = 256  # users per part file
 BATCH_USERS = 64  # users per engine batch (the retrieval block)
 KEEP = ("served", "scored", "all")
@@ -252,7 +251,7 @@ def run_identity(spec: RunSpec, users: np.ndarray) -> dict[str, Any]:
     r = spec.resources
     return {
         "format": FORMAT,
-        "arm": ARM,
+        "arm": spec.params.arm,
         "world": {"path": r.world, "sha256": content_hash(r.world)},
         "checkpoint": {"path": r.checkpoint, "sha256": content_hash(r.checkpoint)},
         "snapshot": {"path": r.snapshot, "sha256": content_hash(r.snapshot)},

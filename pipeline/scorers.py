@@ -260,3 +260,16 @@ class OONScorer(StageDefaults):
             "score": np.ma.array(score, mask=null),
             "oon_multiplier": np.ma.array(mult, mask=mult_null),
         }
+
+
+@dataclasses.dataclass
+class ChronoScorer(StageDefaults):
+    """The reverse-chronological control arm (`arm = "chrono"`): the final score is the post's
+    creation time (ms), so the selector serves the newest first (ties: the larger post id).
+    Phoenix probabilities and the weighted score stay as recorded, for comparison only."""
+
+    def enable(self, query: FeedQuery) -> bool:
+        return query.params.arm == "chrono"
+
+    def score(self, queries: Sequence[FeedQuery], cands: Cands) -> dict[str, object]:
+        return {"score": cands.get("created_ms").astype(np.float64)}  # [N]

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.params import HEADS, load_params
+from pipeline.params import CHOICES, HEADS, load_params
 from safeio.inputs import regular_file
 from safeio.kinds import CANDIDATE_STREAM
 from thunder.timespec import parse_time_ms
@@ -45,6 +45,13 @@ RankerOpt = Annotated[
         "--ranker", help="Phoenix path: cached (default) or reference (upstream's chunks)."
     ),
 ]
+ArmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--arm",
+        help="for-you (default: the pipeline) or chrono (followed accounts, newest first).",
+    ),
+]
 InOpt = Annotated[Path | None, typer.Option("--in", help="Candidate JSONL (default: stdin).")]
 
 
@@ -65,12 +72,13 @@ def _resources(world, checkpoint, snapshot, corpus) -> Resources:
 
 
 def _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient,
-           ranker=None) -> FeedQuery:  # fmt: skip
+           ranker=None, arm=None) -> FeedQuery:  # fmt: skip
     params = load_params(weights)
-    if ranker is not None:
-        if ranker not in ("cached", "reference"):
-            raise InputError("--ranker must be cached or reference")
-        params = dataclasses.replace(params, ranker=ranker)
+    for name, value in (("ranker", ranker), ("arm", arm)):
+        if value is not None:
+            if value not in CHOICES[name]:
+                raise InputError(f"--{name} must be {' or '.join(CHOICES[name])}")
+            params = dataclasses.replace(params, **{name: value})
     params = _with_top_k(params, top_k)
     if user <= 0:
         raise InputError("--user must be a positive id")
@@ -112,7 +120,8 @@ def _render(result, query: FeedQuery) -> None:
         text = c.text or (f"RT of {c.source_post_id}" if c.source_post_id else "")
         rows.append([str(i), str(c.post_id), str(c.author_id), "in" if c.in_network else "out",
                      c.source, f"{c.score:.4g}", top, escape(" ".join(text.split()))])  # fmt: skip
-    table = fitted_table(f"For You — user {query.user_id}", cols, rows, out.width)
+    title = "Chronological" if query.params.arm == "chrono" else "For You"
+    table = fitted_table(f"{title} — user {query.user_id}", cols, rows, out.width)
     out.print(table)
     sources = ", ".join(f"{k.split(':')[1]} {v}" for k, v in result.counts.items()
                         if k.startswith("source:"))  # fmt: skip
@@ -162,6 +171,7 @@ def rank(
     top_k: TopKOpt = None,
     lenient: LenientOpt = False,
     ranker: RankerOpt = None,
+    arm: ArmOpt = None,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
     out_path: Annotated[
@@ -188,9 +198,10 @@ def rank(
     force: ForceOpt = False,
 ) -> None:
     """The For You feed for one user (a ranked table, or candidate JSONL with --json), or for a
-    population of users as a Parquet dataset (--users … --out DIR).
+    population of users as a Parquet dataset (--users … --out DIR). --arm chrono is the
+    reverse-chronological control (posts of followed accounts, newest first, same filters).
 
-    Example: xfeed rank --user 1007 --top-k 20; xfeed rank --users all --out feeds/
+    Example: xfeed rank --user 1007 --top-k 20; xfeed rank --users all --arm chrono --out chrono/
     """
     use_device(device)
     if (user is None) == (users is None):
@@ -200,12 +211,14 @@ def rank(
 
         if force:
             raise InputError("--force does not apply to --users (use a new --out or --resume)")
-        q = _query(1, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient, ranker)
+        q = _query(
+            1, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient, ranker, arm
+        )
         population.run(users, out_path, q.resources, q.params,
                        parse_time_ms(now) if now else None, lenient, keep, shard, resume, engine,
                        ray_address)  # fmt: skip
         return
-    q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient, ranker)
+    q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient, ranker, arm)
     result = feed.rank(q)
     if as_json or out_path:
         _stream_out(result.query, result.selected, out_path, force)
