@@ -60,6 +60,18 @@ def pair_keys(*arrays: np.ndarray) -> list[np.ndarray]:
     key array per (a_i, b_i) group; equal keys <=> equal (a, b) pairs. Both components are
     ranked densely first, so any int64 ids work."""
     firsts, seconds = arrays[0::2], arrays[1::2]
+    if len(arrays) == 2 and len(firsts[0]) and firsts[0].min() >= 0:  # (request, value) pairs
+        bounds = request_bounds(firsts[0], int(firsts[0].max()) + 1)
+        if bounds is not None:  # grouped by request: rank the values request by request
+            keys = np.zeros(len(firsts[0]), np.int64)
+            base = 0
+            for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+                if a < b:
+                    uniq, inv = np.unique(np.asarray(seconds[0][a:b], np.int64),
+                                          return_inverse=True)  # fmt: skip
+                    keys[a:b] = base + inv
+                    base += len(uniq)
+            return [keys]
     lens = [len(x) for x in firsts]
     _, ia = np.unique(np.concatenate([np.asarray(x, np.int64) for x in firsts]),
                       return_inverse=True)  # fmt: skip
@@ -86,20 +98,51 @@ def query_pairs(queries: Sequence[Any], attr: str) -> tuple[np.ndarray, np.ndarr
             np.fromiter(itertools.chain.from_iterable(lists), np.int64, total))  # fmt: skip
 
 
+def request_bounds(req: np.ndarray, num_requests: int) -> np.ndarray | None:
+    """[R + 1] offsets of each request's rows when rows are grouped by request in ascending
+    order (as the pipeline keeps them); None otherwise."""
+    if len(req) > 1 and (np.diff(req) < 0).any():
+        return None
+    return np.searchsorted(req, np.arange(num_requests + 1))
+
+
 def member(queries: Sequence[Any], attr: str, req: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """[N] bool: is ids[i] in queries[req[i]].<attr>?"""
-    qreq, qids = query_pairs(queries, attr)
-    return pair_isin(req, ids, qreq, qids)
+    """[N] bool: is ids[i] in queries[req[i]].<attr>? (One small sorted lookup per request:
+    cheaper than ranking the whole batch's ids.)"""
+    ids = np.asarray(ids, np.int64)
+    bounds = request_bounds(req, len(queries))
+    if bounds is None:
+        qreq, qids = query_pairs(queries, attr)
+        return pair_isin(req, ids, qreq, qids)
+    out = np.zeros(len(ids), bool)
+    for r, (a, b) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)):
+        values = getattr(queries[r], attr)
+        if a < b and len(values):
+            out[a:b] = _isin_sorted(ids[a:b], np.unique(np.asarray(values, np.int64)))
+    return out
+
+
+def _isin_sorted(ids: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    pos = np.minimum(np.searchsorted(sorted_set, ids), len(sorted_set) - 1)
+    return sorted_set[pos] == ids
 
 
 def first_per_request(req: np.ndarray, key: np.ndarray) -> np.ndarray:
     """[N] bool: the row is the first of its (request, key) pair."""
     if not len(key):
         return np.zeros(0, bool)
-    (k,) = pair_keys(req, key)
-    _, first = np.unique(k, return_index=True)  # stable: the first occurrence
+    bounds = request_bounds(req, int(req.max()) + 1)
+    if bounds is None:
+        (k,) = pair_keys(req, key)
+        _, first = np.unique(k, return_index=True)  # stable: the first occurrence
+        out = np.zeros(len(key), bool)
+        out[first] = True
+        return out
     out = np.zeros(len(key), bool)
-    out[first] = True
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if a < b:
+            _, first = np.unique(key[a:b], return_index=True)
+            out[a + first] = True
     return out
 
 

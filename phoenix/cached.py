@@ -17,16 +17,20 @@ import functools
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from phoenix.batch import RecsysBatch, RecsysEmbeddings
 from phoenix.config import PhoenixConfig
 from phoenix.ranker import PhoenixModel, head_logits, padding_mask
 from phoenix.transformer import (
+    ATTN_SOFT_CAP,
+    MASK_VALUE,
     RMS_EPS,
-    apply_rope,
     attention_logits_to_weights,
     make_recsys_attn_mask,
     right_anchored_positions,
+    rope_tables,
+    rotate,
 )
 
 # each bucket at most 1.5x the one below: padding costs at most a third of the work
@@ -45,6 +49,25 @@ def _rms(x: jax.Array, scale: jax.Array) -> jax.Array:
     xf = x.astype(jnp.float32)
     y = xf * jax.lax.rsqrt(jnp.mean(jnp.square(xf), axis=-1, keepdims=True) + RMS_EPS)
     return (scale * y).astype(x.dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _rope_table(count: int, dk: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin [count, dk] float32 of positions 0 … count − 1 (`rope_tables`' formula)."""
+    with jax.ensure_compile_time_eval():  # evaluated now, also while tracing
+        cos, sin = rope_tables(jnp.arange(count, dtype=jnp.int32)[None], dk)  # [1, count, 1, dk]
+        return np.asarray(cos)[0, :, 0], np.asarray(sin)[0, :, 0]
+
+
+def _lookup(table: tuple[np.ndarray, np.ndarray], pos: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The table rows of positions [B, T] -> (cos, sin), each [B, T, 1, dk]."""
+    return tuple(jnp.take(jnp.asarray(x), pos, axis=0)[:, :, None, :] for x in table)
+
+
+def _capped(logits: jax.Array, multiplier: float) -> jax.Array:
+    """Scaled and soft-capped attention logits in float32 (`attention_logits_to_weights`)."""
+    logits = logits.astype(jnp.float32) * multiplier
+    return ATTN_SOFT_CAP * jnp.tanh(logits / ATTN_SOFT_CAP)
 
 
 def _lin(x: jax.Array, w: jax.Array) -> jax.Array:
@@ -83,16 +106,21 @@ def cached_logits(
         pos_c = jnp.broadcast_to(1 + s + slots, (b, n))
     causal = jnp.asarray(make_recsys_attn_mask(u, u))[None, None] > 0  # [1, 1, U, U]
     mask_uu = causal & key_valid[:, None, None, :]  # [B, 1, U, U]
+    # the rotary tables, looked up by position from a host table (XLA would otherwise compute
+    # cos/sin inside every consumer, element by element)
+    table = _rope_table(u + cfg.candidate_seq_len + 1, t.key_size)
+    rope_u, rope_c = _lookup(table, pos_u), _lookup(table, pos_c)  # each (cos, sin) [B, T, 1, dk]
     for i in range(t.num_layers):
-        x_u, x_c = _layer(params, f"transformer/decoder_layer_{i}", cfg, x_u, x_c, pos_u, pos_c,
+        x_u, x_c = _layer(params, f"transformer/decoder_layer_{i}", cfg, x_u, x_c, rope_u, rope_c,
                           mask_uu, key_valid, mask[:, u:])  # fmt: skip
     out = _rms(x_c, params["phoenix_model/rms_norm"]["scale"])
     return head_logits(out, params["phoenix_model"]["unembeddings"])
 
 
-def _layer(params, pre, cfg, x_u, x_c, pos_u, pos_c, mask_uu, key_valid, self_valid):
-    """One decoder layer over user+history [B, U, D] and candidates [B, N, D]; `self_valid`
-    [B, N] masks a padded candidate's own key, as the full mask does."""
+def _layer(params, pre, cfg, x_u, x_c, rope_u, rope_c, mask_uu, key_valid, self_valid):
+    """One decoder layer over user+history [B, U, D] and candidates [B, N, D] (`rope_u`,
+    `rope_c`: their rotary tables); `self_valid` [B, N] masks a padded candidate's own key, as
+    the full mask does."""
     t = cfg.transformer
     dtype = x_u.dtype
     h, kv, dk = t.num_q_heads, t.num_kv_heads, t.key_size
@@ -104,10 +132,10 @@ def _layer(params, pre, cfg, x_u, x_c, pos_u, pos_c, mask_uu, key_valid, self_va
     def norm(name: str, x: jax.Array) -> jax.Array:
         return _rms(x, params[f"{pre}/{name}"]["scale"])
 
-    def qkv(x: jax.Array, pos: jax.Array):
+    def qkv(x: jax.Array, rope: tuple[jax.Array, jax.Array]):
         bb, tt, _ = x.shape
-        q = apply_rope(_lin(x, params[f"{mha}/query"]["w"]).reshape(bb, tt, h, dk), pos)
-        k = apply_rope(_lin(x, params[f"{mha}/key"]["w"]).reshape(bb, tt, kv, dk), pos)
+        q = rotate(_lin(x, params[f"{mha}/query"]["w"]).reshape(bb, tt, h, dk), *rope)
+        k = rotate(_lin(x, params[f"{mha}/key"]["w"]).reshape(bb, tt, kv, dk), *rope)
         v = _lin(x, params[f"{mha}/value"]["w"]).reshape(bb, tt, kv, dk)
         return q.reshape(bb, tt, kv, g, dk), k, v
 
@@ -119,25 +147,31 @@ def _layer(params, pre, cfg, x_u, x_c, pos_u, pos_c, mask_uu, key_valid, self_va
         return hdn + norm("rms_norm_3", ffn)
 
     # user + history: causal self-attention (their keys/values are what candidates see)
-    q_u, k_u, v_u = qkv(norm("rms_norm", x_u), pos_u)
+    q_u, k_u, v_u = qkv(norm("rms_norm", x_u), rope_u)
     logits = jnp.einsum("btkgd,bskd->bkgts", q_u, k_u)
     w = attention_logits_to_weights(logits, mask_uu[:, :, None], t.attn_output_multiplier, dtype)
     attn_u = jnp.einsum("bkgts,bskd->btkgd", w, v_u).reshape(b, u, h * dk)
-    # candidates: the cached user+history keys/values, and themselves
-    q_c, k_c, v_c = qkv(norm("rms_norm", x_c), pos_c)
-    l_hist = jnp.einsum("bnkgd,bskd->bkgns", q_c, k_u)  # [B, KV, G, N, U]
-    l_self = jnp.einsum("bnkgd,bnkd->bkgn", q_c, k_c)[..., None]  # [B, KV, G, N, 1]
-    valid = jnp.concatenate(
-        [jnp.broadcast_to(key_valid[:, None, :], (b, n, u)), self_valid[:, :, None]], axis=-1
-    )[:, None, None]  # [B, 1, 1, N, U + 1]
-    w = attention_logits_to_weights(
-        jnp.concatenate([l_hist, l_self], axis=-1), valid, t.attn_output_multiplier, dtype
-    )  # [B, KV, G, N, U + 1]
-    # accumulate both parts in float32 and round once, as one einsum over all keys would
+    # candidates: the cached user+history keys/values, and themselves. The softmax over the
+    # U history keys and the candidate's own key is taken in two parts (no [N, U + 1] concat):
+    # each part capped and masked as `attention_logits_to_weights`, one max, one sum.
+    q_c, k_c, v_c = qkv(norm("rms_norm", x_c), rope_c)
+    q_t = jnp.transpose(q_c, (0, 2, 3, 1, 4))  # [B, KV, G, N, dk]
     f32 = jnp.float32
-    from_hist = jnp.einsum("bkgns,bskd->bnkgd", w[..., :u], v_u, preferred_element_type=f32)
-    from_self = jnp.einsum("bkgn,bnkd->bnkgd", w[..., u], v_c, preferred_element_type=f32)
-    attn_c = (from_hist + from_self).astype(dtype).reshape(b, n, h * dk)
+    l_hist = _capped(jnp.einsum("bkgnd,bskd->bkgns", q_t, k_u), t.attn_output_multiplier)
+    l_self = _capped(jnp.einsum("bkgnd,bnkd->bkgn", q_t, k_c), t.attn_output_multiplier)
+    l_hist = jnp.where(key_valid[:, None, None, None, :], l_hist, MASK_VALUE)
+    l_self = jnp.where(self_valid[:, None, None, :], l_self, MASK_VALUE)
+    top = jnp.maximum(jnp.max(l_hist, axis=-1), l_self)  # [B, KV, G, N]
+    e_hist = jnp.exp(l_hist - top[..., None])
+    e_self = jnp.exp(l_self - top)
+    total = jnp.sum(e_hist, axis=-1) + e_self  # [B, KV, G, N]
+    w_hist = (e_hist / total[..., None]).astype(dtype)  # [B, KV, G, N, U]
+    w_self = (e_self / total).astype(dtype)  # [B, KV, G, N]
+    # accumulate both parts in float32 and round once, as one einsum over all keys would
+    from_hist = jnp.einsum("bkgns,bskd->bkgnd", w_hist, v_u, preferred_element_type=f32)
+    from_self = jnp.einsum("bkgn,bnkd->bkgnd", w_self, v_c, preferred_element_type=f32)
+    attn_c = jnp.transpose((from_hist + from_self).astype(dtype), (0, 3, 1, 2, 4))
+    attn_c = attn_c.reshape(b, n, h * dk)
     return block(x_u, attn_u), block(x_c, attn_c)
 
 

@@ -130,7 +130,7 @@ class Ranker:
         histories: list[UserHistory],
         post_ids: list[np.ndarray],  # per user [N_u] int64
         author_ids: list[np.ndarray],  # per user [N_u] int64
-        users_per_call: int = 4,
+        users_per_call: int = 1,
     ) -> list[np.ndarray]:
         """Probabilities [N_u, A] (float32) for each user's candidates.
 

@@ -93,13 +93,22 @@ def apply_rope(x: jax.Array, positions: jax.Array) -> jax.Array:
     Returns:
         [B, T, N, dk] in x's dtype.
     """
-    dk = x.shape[-1]
+    return rotate(x, *rope_tables(positions, x.shape[-1]))
+
+
+def rope_tables(positions: jax.Array, dk: int) -> tuple[jax.Array, jax.Array]:
+    """cos and sin of the rotary phases: positions [B, T] -> two [B, T, 1, dk] float32."""
     inv_freq = 1.0 / (ROPE_BASE ** (jnp.arange(0, dk, 2, dtype=jnp.float32) / dk))  # [dk/2]
     phase = positions.astype(jnp.float32)[..., None] * inv_freq  # [B, T, dk/2]
     phase = jnp.concatenate([phase, phase], axis=-1)[:, :, None, :]  # [B, T, 1, dk]
+    return jnp.cos(phase), jnp.sin(phase)
+
+
+def rotate(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+    """x [B, T, N, dk] rotated by the `rope_tables` of its positions, in x's dtype."""
     x1, x2 = jnp.split(x, 2, axis=-1)
     rotated = jnp.concatenate([-x2, x1], axis=-1)
-    out = x * jnp.cos(phase) + rotated * jnp.sin(phase)
+    out = x * cos + rotated * sin
     return out.astype(x.dtype)
 
 

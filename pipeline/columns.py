@@ -53,34 +53,88 @@ def object_array(values: Sequence) -> np.ndarray:
     return out
 
 
-class Cands:
-    """Columns of N candidates of a batch of requests (rows grouped by request, in order)."""
+class _Lazy(Mapping):
+    """A read-only view of a Cands' columns (or nulls): each gathered on first access."""
 
-    __slots__ = ("req", "cols", "nulls", "heads")
+    __slots__ = ("_c", "_nulls")
+
+    def __init__(self, c: Cands, nulls: bool):
+        self._c, self._nulls = c, nulls
+
+    def _store(self) -> dict:
+        return self._c._nulls if self._nulls else self._c._cols
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._c._column(name, self._nulls)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._store()
+
+    def __iter__(self):
+        return iter(self._store())
+
+    def __len__(self) -> int:
+        return len(self._store())
+
+
+class Cands:
+    """Columns of N candidates of a batch of requests (rows grouped by request, in order).
+
+    `take` is lazy: a derived Cands shares its parent's arrays with a row index, and a column
+    is gathered only when read (a filter reads a few of ~40 columns)."""
+
+    __slots__ = ("req", "_cols", "_nulls", "_cache", "heads")
 
     def __init__(
         self,
         req: np.ndarray,  # [N] int64 request index within the batch
-        cols: dict[str, np.ndarray] | None = None,  # field -> [N] (probs: [N, H])
-        nulls: dict[str, np.ndarray] | None = None,  # nullable field -> [N] bool (True = None)
+        cols: Mapping[str, np.ndarray] | None = None,  # field -> [N] (probs: [N, H])
+        nulls: Mapping[str, np.ndarray] | None = None,  # nullable field -> [N] bool (True = None)
         heads: tuple[str, ...] = (),
     ):
         self.req = np.asarray(req, np.int64)
-        self.cols = dict(cols or {})
-        self.nulls = dict(nulls or {})
+        # name -> (base array, row index into it or None); gathered columns cached
+        self._cols = {k: (v, None) for k, v in (cols or {}).items()}
+        self._nulls = {k: (v, None) for k, v in (nulls or {}).items()}
+        self._cache: dict[tuple[bool, str], np.ndarray] = {}
         self.heads = tuple(heads)
 
     def __len__(self) -> int:
         return len(self.req)
 
+    @property
+    def cols(self) -> Mapping[str, np.ndarray]:
+        """field -> [N] values (probs: [N, H]); read-only, gathered on access."""
+        return _Lazy(self, False)
+
+    @property
+    def nulls(self) -> Mapping[str, np.ndarray]:
+        """nullable field -> [N] bool; read-only, gathered on access."""
+        return _Lazy(self, True)
+
+    def _column(self, name: str, null: bool) -> np.ndarray:
+        base, idx = (self._nulls if null else self._cols)[name]
+        if idx is None:
+            return base
+        key = (null, name)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = base[idx]
+        return out
+
+    def set_null(self, name: str, mask: np.ndarray) -> None:
+        """Replace a field's null mask [N] (in place)."""
+        self._nulls[name] = (np.asarray(mask, bool), None)
+        self._cache.pop((True, name), None)
+
     # ---- reading ------------------------------------------------------------------------
     def has(self, name: str) -> bool:
-        return name in self.cols
+        return name in self._cols
 
     def get(self, name: str) -> np.ndarray:
         """Values [N] of a field (the default where never set; 0 / False / NaN under nulls)."""
-        if name in self.cols:
-            return self.cols[name]
+        if name in self._cols:
+            return self._column(name, False)
         dtype, _, default = FIELDS[name]
         if dtype is np.float64 and default is None:
             return np.full(len(self), np.nan)
@@ -89,15 +143,17 @@ class Cands:
     def null(self, name: str) -> np.ndarray:
         """[N] bool: True where the field is None."""
         if name == "probs":
-            return self.nulls.get("probs", np.ones(len(self), bool))
+            if "probs" in self._nulls:
+                return self._column("probs", True)
+            return np.ones(len(self), bool)
         _, nullable, default = FIELDS[name]
         if not nullable:
             return np.zeros(len(self), bool)
-        if name in self.nulls:
-            return self.nulls[name]
-        if name in self.cols and default is None and FIELDS[name][0] is object:
-            return np.fromiter((x is None for x in self.cols[name]), bool, len(self))
-        return np.full(len(self), default is None and name not in self.cols)
+        if name in self._nulls:
+            return self._column(name, True)
+        if name in self._cols and default is None and FIELDS[name][0] is object:
+            return np.fromiter((x is None for x in self.get(name)), bool, len(self))
+        return np.full(len(self), default is None and name not in self._cols)
 
     def is_true(self, name: str) -> np.ndarray:
         """[N] bool: the field is True (not None, not False)."""
@@ -105,39 +161,57 @@ class Cands:
 
     def probs(self) -> tuple[tuple[str, ...], np.ndarray]:
         """(heads, [N, H] float64; NaN where a row lacks a head or has no probs)."""
-        return self.heads, self.cols.get("probs", np.full((len(self), 0), np.nan))
+        if "probs" not in self._cols:
+            return self.heads, np.full((len(self), 0), np.nan)
+        return self.heads, self._column("probs", False)
 
     def prob(self, head: str) -> np.ndarray:
         """[N] probability of one head, 0.0 where absent."""
         if head not in self.heads:
             return np.zeros(len(self))
-        col = self.cols["probs"][:, self.heads.index(head)]
+        col = self._column("probs", False)[:, self.heads.index(head)]
         return np.where(np.isnan(col), 0.0, col)
 
     # ---- deriving -----------------------------------------------------------------------
     def take(self, idx: np.ndarray) -> Cands:
-        """Rows `idx` (an index array or a bool mask), in that order."""
+        """Rows `idx` (an index array or a bool mask), in that order (columns gathered lazily)."""
         idx = np.asarray(idx)
-        return Cands(self.req[idx], {k: v[idx] for k, v in self.cols.items()},
-                     {k: v[idx] for k, v in self.nulls.items()}, self.heads)  # fmt: skip
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        out = Cands(self.req[idx], heads=self.heads)
+        composed: dict[int, np.ndarray] = {}  # one composition per shared row index
+
+        def rows(old: np.ndarray | None) -> np.ndarray:
+            if old is None:
+                return idx
+            got = composed.get(id(old))
+            if got is None:
+                got = composed[id(old)] = old[idx]
+            return got
+
+        out._cols = {k: (b, rows(i)) for k, (b, i) in self._cols.items()}
+        out._nulls = {k: (b, rows(i)) for k, (b, i) in self._nulls.items()}
+        return out
 
     def with_columns(self, columns: Mapping[str, Any]) -> Cands:
         """A copy with columns replaced: an ndarray (no nulls), a list (None = null), a numpy
         masked array (masked = null), or for `probs` a (heads, [N, H] matrix) pair."""
-        cols, nulls, heads = dict(self.cols), dict(self.nulls), self.heads
+        out = Cands(self.req, heads=self.heads)
+        out._cols, out._nulls = dict(self._cols), dict(self._nulls)
+        out._cache = {k: v for k, v in self._cache.items() if k[1] not in columns}
         n = len(self)
         for name, value in columns.items():
             if name == "probs":
                 heads, matrix = value
-                heads, matrix = tuple(heads), np.asarray(matrix, np.float64).reshape(n, -1)
-                cols["probs"] = matrix
-                nulls["probs"] = np.zeros(n, bool)
+                out.heads = tuple(heads)
+                out._cols["probs"] = (np.asarray(matrix, np.float64).reshape(n, -1), None)
+                out._nulls["probs"] = (np.zeros(n, bool), None)
                 continue
             values, mask = column_values(name, value, n)
-            cols[name] = values
+            out._cols[name] = (values, None)
             if FIELDS[name][1]:
-                nulls[name] = mask
-        return Cands(self.req, cols, nulls, heads)
+                out._nulls[name] = (mask, None)
+        return out
 
     @staticmethod
     def concat(parts: Sequence[Cands]) -> Cands:
@@ -147,7 +221,7 @@ class Cands:
             return Cands(np.zeros(0, np.int64))
         if len(parts) == 1:
             return parts[0]
-        names = [n for n in NAMES if any(n in p.cols for p in parts)]
+        names = [n for n in NAMES if any(p.has(n) for p in parts)]
         heads = tuple(dict.fromkeys(h for p in parts for h in p.heads))
         cols, nulls = {}, {}
         for name in names:
@@ -155,10 +229,10 @@ class Cands:
                 mats = []
                 for p in parts:
                     m = np.full((len(p), len(heads)), np.nan)
-                    for j, h in enumerate(p.heads):
-                        m[:, heads.index(h)] = (
-                            p.cols["probs"][:, j] if "probs" in p.cols else np.nan
-                        )
+                    if p.has("probs"):
+                        pm = p.cols["probs"]
+                        for j, h in enumerate(p.heads):
+                            m[:, heads.index(h)] = pm[:, j]
                     mats.append(m)
                 cols[name] = np.concatenate(mats)
             else:
@@ -190,26 +264,26 @@ class Cands:
                           for p in probs], np.float64).reshape(n, len(heads))  # fmt: skip
             columns["probs"] = (heads, m)
         out = out.with_columns(columns)
-        if probs and "probs" in out.cols:
-            out.nulls["probs"] = np.array([p is None for p in probs])
+        if probs and out.has("probs"):
+            out.set_null("probs", np.array([p is None for p in probs]))
         return out
 
     def to_candidates(self) -> list[PostCandidate]:
         """One PostCandidate per row (exact Python types, None where null)."""
         n = len(self)
         kw: dict[str, list] = {}
-        for name in self.cols:
+        for name in self._cols:
             if name == "probs":
                 continue
-            vals = self.cols[name].tolist()
-            if FIELDS[name][1] and name in self.nulls:
-                vals = [None if z else v for v, z in zip(vals, self.nulls[name].tolist(),
+            vals = self.get(name).tolist()
+            if FIELDS[name][1] and name in self._nulls:
+                vals = [None if z else v for v, z in zip(vals, self.null(name).tolist(),
                                                            strict=True)]  # fmt: skip
             kw[name] = vals
-        if "probs" in self.cols:
+        if self.has("probs"):
             heads = self.heads
             null = self.null("probs").tolist()
-            matrix = self.cols["probs"].tolist()
+            matrix = self.probs()[1].tolist()
             kw["probs"] = [
                 None if z else {h: x for h, x in zip(heads, row, strict=True) if x == x}
                 for row, z in zip(matrix, null, strict=True)

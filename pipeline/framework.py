@@ -418,7 +418,7 @@ def _assign(cands: Cands, rows: np.ndarray | None, columns: Mapping[str, Any]) -
     if "probs" in columns:
         null = cands.null("probs").copy()
         null[rows] = False
-        out.nulls["probs"] = null
+        out.set_null("probs", null)
     return out
 
 

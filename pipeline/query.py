@@ -52,11 +52,17 @@ class FeedQuery:
         h = self.history
         n = len(h.get("post_id", []))
         lo = max(0, n - length)
-        actions = np.zeros((n - lo, num_actions), np.float32)
-        for i, acts in enumerate(h.get("actions", [])[lo:]):
-            for a in acts:
-                if a < num_actions:
-                    actions[i, a] = 1.0
+        acts = h.get("actions", [])
+        if isinstance(acts, np.ndarray):  # [n, A] multi-hot (from the hydrator)
+            actions = np.zeros((n - lo, num_actions), np.float32)
+            a = min(num_actions, acts.shape[1]) if acts.ndim == 2 else 0
+            actions[:, :a] = acts[lo:, :a]
+        else:  # lists of action indices (from JSON)
+            actions = np.zeros((n - lo, num_actions), np.float32)
+            for i, row in enumerate(acts[lo:]):
+                for a in row:
+                    if a < num_actions:
+                        actions[i, a] = 1.0
         return UserHistory(
             user_id=self.user_id,
             post_ids=np.asarray(h.get("post_id", [])[lo:], np.int64),
@@ -75,8 +81,7 @@ class FeedQuery:
                 out[k] = id_json(v)
             elif isinstance(v, tuple):
                 out[k] = list(v)
-        out["history"] = {k: id_json(v) if k in HISTORY_ID_FIELDS else v
-                          for k, v in self.history.items()}  # fmt: skip
+        out["history"] = {k: _history_json(k, v) for k, v in self.history.items()}
         return out
 
     @classmethod
@@ -99,6 +104,20 @@ class FeedQuery:
         data["history"] = {k: parse_id(v, k, many=True) if k in HISTORY_ID_FIELDS else v
                            for k, v in history.items()}  # fmt: skip
         return cls(**data)
+
+
+def _history_json(key: str, value: Any) -> Any:
+    """A history field as JSON: ids as strings, a multi-hot as lists of action indices."""
+    if key in HISTORY_ID_FIELDS:
+        return id_json(value)
+    if isinstance(value, np.ndarray):
+        if value.ndim == 2:
+            rows, cols = np.nonzero(value)
+            return [
+                c.tolist() for c in np.split(cols, np.searchsorted(rows, np.arange(1, len(value))))
+            ]
+        return value.tolist()
+    return value
 
 
 QUERY_ID_FIELDS = frozenset({"user_id", "followed_ids", "blocked_ids", "muted_ids",
@@ -180,14 +199,15 @@ class SequenceHydrator(StageDefaults):
         sl = seq.user_slice(i)
         lo = max(sl.start, sl.stop - self.length)
         sl = slice(lo, sl.stop)
-        return {
+        dwell = np.array([round(x, 3) for x in seq.dwell_s[sl].tolist()], np.float64)
+        return {  # arrays (the JSON form is written by FeedQuery.to_json)
             "history": {
-                "post_id": seq.post_id[sl].tolist(),
-                "author_id": seq.author_id[sl].tolist(),
-                "time_ms": seq.time_ms[sl].tolist(),
-                "actions": [np.flatnonzero(a).tolist() for a in seq.actions[sl]],
-                "dwell_s": [round(float(x), 3) for x in seq.dwell_s[sl]],
-                "surface": seq.surface[sl].tolist(),
+                "post_id": seq.post_id[sl],
+                "author_id": seq.author_id[sl],
+                "time_ms": seq.time_ms[sl],
+                "actions": seq.actions[sl],  # [L, A] multi-hot
+                "dwell_s": dwell,  # rounded as in the JSON
+                "surface": seq.surface[sl],
             }
         }
 
