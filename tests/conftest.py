@@ -113,3 +113,30 @@ def write_post_log(path, events: list[dict]) -> Path:
         cols[name] = pa.array(values, type=typ)
     pq.write_table(pa.table(cols), path)
     return Path(path)
+
+
+PLANT_SEED, PLANT_USERS, PLANT_DAYS = 5, 240, 1.5
+
+
+@pytest.fixture(scope="session")
+def planted_worlds(tmp_path_factory) -> dict[str, Path]:
+    """A tiny control world and the same world with a planted follow bias (accounts whose
+    primary topic is music followed 3× as often), and their chronological population runs."""
+    from pipeline import feed
+    from pipeline import population as pop
+    from pipeline.params import FeedParams
+    from pipeline.query import Resources
+    from world.synth import SynthConfig, synth_world
+
+    root = tmp_path_factory.mktemp("planted")
+    out = {}
+    for name, plant in (("control", None), ("planted", "follow:music:3")):
+        world = root / name
+        synth_world(world, SynthConfig(users=PLANT_USERS, seed=PLANT_SEED, days=PLANT_DAYS,
+                                       plant_bias=plant))  # fmt: skip
+        res = Resources(world=str(world), checkpoint=feed.BUNDLED.checkpoint, snapshot=None,
+                        corpus=None)  # fmt: skip
+        spec = pop.RunSpec(res, FeedParams(arm="chrono"), pop.request_time(str(world), None))
+        pop.run_population(pop.world_user_ids(str(world)), spec, root / f"{name}-chrono")
+        out[name], out[f"{name}-chrono"] = world, root / f"{name}-chrono"
+    return out

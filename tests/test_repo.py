@@ -11,7 +11,7 @@ from tests.conftest import REPO
 
 LIBRARIES = (
     "safeio", "phoenix", "checkpoints", "thunder", "filters",
-    "pipeline", "world", "training", "upstream", "benchmarks",
+    "pipeline", "world", "training", "upstream", "benchmarks", "audit",
 )  # fmt: skip
 
 # Which packages each package may import (besides itself): CLI -> (pipeline | world | training |
@@ -28,7 +28,8 @@ ALLOWED = {
     "training": LOWER | {"world"},
     "pipeline": LOWER | {"world"},
     "upstream": LOWER,
-    "benchmarks": LOWER | {"world", "training", "pipeline"},
+    "benchmarks": LOWER | {"world", "training", "pipeline", "audit"},
+    "audit": {"safeio"},
     "xfeed_cli": set(LIBRARIES),
 }
 

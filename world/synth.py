@@ -73,6 +73,38 @@ class SynthConfig:
     posts_per_user: float = 10.0  # mean posts per account over the whole period
     impressions_per_user: float = 110.0  # mean, scaled by activity
     follows_mean: float = 45.0
+    plant_bias: str | None = None  # "follow|quality:TOPIC:FACTOR" (see parse_plant); off
+
+
+PLANT_KINDS = ("follow", "quality")
+
+
+def parse_plant(text: str | None) -> tuple[str, int, float] | None:
+    """`KIND:TOPIC:FACTOR` -> (kind, topic index, factor), None when off. A planted bias for
+    audits: `follow` makes each account follow about FACTOR times as many accounts whose
+    primary topic is TOPIC (the extra follows drawn from a separate random stream, so the rest
+    of the world's draws stay the same); `quality` multiplies the quality of TOPIC's posts by
+    FACTOR (capped at 1), so they are engaged with more. TOPIC is a topic name or index."""
+    if text is None:
+        return None
+    parts = text.split(":")
+    if len(parts) != 3 or parts[0] not in PLANT_KINDS:
+        raise ValueError(f"--plant-bias {text!r}: expected KIND:TOPIC:FACTOR with KIND one of "
+                         f"{', '.join(PLANT_KINDS)} (e.g. follow:music:3)")  # fmt: skip
+    kind, topic, factor = parts
+    if topic in TOPICS:
+        t = TOPICS.index(topic)
+    elif topic.isdigit() and int(topic) < len(TOPICS):
+        t = int(topic)
+    else:
+        raise ValueError(f"--plant-bias: unknown topic {topic!r} (one of {', '.join(TOPICS)})")
+    try:
+        f = float(factor)
+    except ValueError:
+        f = float("nan")
+    if not (0.0 < f <= 100.0):
+        raise ValueError(f"--plant-bias: FACTOR must be a number in (0, 100], got {factor!r}")
+    return kind, t, f
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -125,15 +157,17 @@ def _make_edges(
     cfg: SynthConfig, u: _Users, rng: np.random.Generator
 ) -> tuple[dict[str, list], list[np.ndarray]]:
     n = cfg.users
+    plant = parse_plant(cfg.plant_bias)
+    plant_rng = np.random.default_rng([cfg.seed, 1])  # its own stream: the rest stays the same
     popularity = u.post_rate * (0.3 + u.quality) * rng.pareto(2.0, n)
     rows: dict[str, list] = {"src_user_id": [], "dst_user_id": [], "kind": [], "created_ms": []}
 
-    def add(src: int, dsts: np.ndarray, kind: str) -> None:
+    def add(src: int, dsts: np.ndarray, kind: str, r: np.random.Generator = rng) -> None:
         for d in dsts:
             rows["src_user_id"].append(int(u.ids[src]))
             rows["dst_user_id"].append(int(u.ids[d]))
             rows["kind"].append(kind)
-            rows["created_ms"].append(int(cfg.as_of_ms - rng.integers(1, 400) * 24 * HOUR_MS))
+            rows["created_ms"].append(int(cfg.as_of_ms - r.integers(1, 400) * 24 * HOUR_MS))
 
     following = []
     for i in range(n):
@@ -143,8 +177,13 @@ def _make_edges(
         k = int(np.clip(rng.lognormal(np.log(cfg.follows_mean), 0.7), 3, min(400, n // 2)))
         k = min(k, int(np.count_nonzero(p)))
         dsts = rng.choice(n, size=k, replace=False, p=p / p.sum())
-        following.append(dsts)
         add(i, dsts, "follow")
+        if plant is not None and plant[0] == "follow":
+            extra = _planted_follows(p, dsts, u.primary == plant[1], plant[2], plant_rng)
+            add(i, extra, "follow", plant_rng)
+            following.append(np.r_[dsts, extra])
+        else:
+            following.append(dsts)
         if rng.random() < 0.04:  # mute a few followed authors (their posts reach in-network)
             add(i, rng.choice(dsts, size=min(len(dsts), rng.integers(1, 3)), replace=False), "mute")
         if rng.random() < 0.03:
@@ -158,6 +197,23 @@ def _make_edges(
             if len(targets):
                 add(i, rng.choice(targets, size=1), "subscribe")
     return rows, following
+
+
+def _planted_follows(p: np.ndarray, dsts: np.ndarray, group: np.ndarray, factor: float,
+                     rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """A planted follow bias: (factor − 1) × the user's expected number of follows in `group`
+    (k × the group's share of the follow weights `p` [U]) more accounts of the group, drawn
+    with the same weights (stochastic rounding; none when factor ≤ 1)."""
+    if factor <= 1 or not p.sum():
+        return np.zeros(0, np.int64)
+    expected = len(dsts) * float(p[group].sum() / p.sum()) * (factor - 1.0)
+    want = int(expected) + int(rng.random() < expected - int(expected))
+    free = p * group
+    free[dsts] = 0.0
+    want = min(want, int(np.count_nonzero(free)))
+    if want <= 0:
+        return np.zeros(0, np.int64)
+    return rng.choice(len(p), size=want, replace=False, p=free / free.sum())
 
 
 def _make_posts(cfg: SynthConfig, u: _Users, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -215,6 +271,9 @@ def _make_posts(cfg: SynthConfig, u: _Users, rng: np.random.Generator) -> dict[s
     labels[u.nsfw[author] & (rng.random(n) < 0.6)] = "nsfw"
     quality = np.clip(0.6 * u.quality[author] + 0.4 * rng.beta(2, 2, n), 0.0, 1.0)
     quality[labels == "spam"] *= 0.3
+    plant = parse_plant(cfg.plant_bias)
+    if plant is not None and plant[0] == "quality":
+        quality = np.where(topic == plant[1], np.minimum(quality * plant[2], 1.0), quality)
     words = []
     for i in range(n):
         tname = TOPICS[topic[i]]
@@ -440,7 +499,11 @@ def synth_world(out: Path | str, cfg: SynthConfig, *, force: bool = False) -> di
             "as_of_ms": cfg.as_of_ms,
             "seed": cfg.seed,
             "generator": GENERATOR,
-            "params": dataclasses.asdict(cfg),
+            "params": {
+                k: v
+                for k, v in dataclasses.asdict(cfg).items()
+                if not (k == "plant_bias" and v is None)
+            },  # fmt: skip
             "topics": list(TOPICS),
             "rows": {name: t.num_rows for name, t in tables.items()},
             "content_hash": table_bytes_hash(paths),

@@ -49,6 +49,7 @@ KNOWN_ERRORS: tuple[str, ...] = (
     "pipeline.candidates:CandidateStreamError",
     "pipeline.params:ParamsError",
     "pipeline.framework:PipelineError",
+    "audit.runs:AuditError",
     "safeio.errors:SafeIOError",
     "builtins:OSError",  # file-system errors: missing, a directory, read-only, disk full, ...
     "pyarrow.lib:ArrowException",  # unreadable Parquet / Arrow files

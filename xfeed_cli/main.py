@@ -12,7 +12,7 @@ import typer
 
 from safeio.signals import handle_termination_as_interrupt
 from xfeed_cli import device
-from xfeed_cli.commands import bench, ckpt, feed, params, phoenix, thunder, training, world
+from xfeed_cli.commands import audit, bench, ckpt, feed, params, phoenix, thunder, training, world
 from xfeed_cli.console import XFeedGroup, debug_enabled, report_error, setup_logging
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ app.add_typer(training.index_app, name="index")
 app.command("train")(training.train)
 app.command("eval")(training.eval_command)
 app.command("bench")(bench.bench)
+app.command("audit")(audit.audit)
 
 
 def _version(value: bool) -> None:

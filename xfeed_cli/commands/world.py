@@ -37,6 +37,15 @@ def synth(
             "a 1M-post world).",
         ),  # fmt: skip
     ] = None,
+    plant_bias: Annotated[
+        str | None,
+        typer.Option(
+            "--plant-bias",
+            help="Plant a known bias for audits: follow:TOPIC:FACTOR (accounts of that primary "
+            "topic are followed FACTOR× as often) or quality:TOPIC:FACTOR (their posts' quality "
+            "× FACTOR). Off by default.",
+        ),
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
     """Write a synthetic world (data.md tables); the same seed gives the same bytes.
@@ -44,6 +53,12 @@ def synth(
     Example: xfeed data synth --out my-world --users 500 --seed 1
     """
     extra = {} if posts_per_user is None else {"posts_per_user": posts_per_user}
+    if plant_bias is not None:
+        try:
+            synth_mod.parse_plant(plant_bias)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        extra["plant_bias"] = plant_bias
     cfg = synth_mod.SynthConfig(users=users, seed=seed, days=days, **extra)
     with err.status(f"synthesising {users} users …"):
         meta = synth_mod.synth_world(out_dir, cfg, force=force)

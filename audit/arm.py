@@ -1,0 +1,160 @@
+"""Per-arm metrics of one run, each with a bootstrap interval over users:
+
+- out-of-network share of served slots (mean over users, and its distribution over users);
+- share of served slots by source (pooled over slots);
+- distinct authors per feed (mean over users);
+- author exposure inequality: Gini of impressions per author and the share of the top 1 % of
+  authors (the author population: every author served in any audited run, so arms compare);
+- topic entropy per feed (bits; a post's topic from the world, mean over users);
+- freshness: median post age at request time over served slots (hours);
+- predicted engagement per head: Σ probability over a user's served posts, mean over users;
+- negative-signal exposure: mean P(not interested / block / mute / report) over served slots.
+
+Rows are mapped to the audit's user index `uidx` ([N] int64 into [0, U)); per-user aggregates are
+[U] (zeros for users outside the run) so that `Bootstrap` sums them with replicate weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from audit.bootstrap import Bootstrap, Estimate, interval, ratio
+from audit.groups import topic_codes
+from audit.runs import NEGATIVE_HEADS, Run
+
+MINUTE_MS = 60_000
+MAX_AGE_MIN = 30 * 24 * 60  # ages are binned by minute up to 30 days (the rest in the last bin)
+HIST_BINS = 10  # OON-share histogram over users: [0, 0.1), …, [0.9, 1.0]
+LORENZ_POINTS = 101
+
+
+def pair_counts(uidx: np.ndarray, codes: np.ndarray, n_codes: int, n_users: int) -> sp.csr_matrix:
+    """Sparse [U, K] counts of rows per (user, code); rows with code < 0 are left out."""
+    keep = codes >= 0
+    u, c = uidx[keep].astype(np.int64), codes[keep].astype(np.int64)
+    return sp.csr_matrix((np.ones(len(u), np.float32), (u, c)), shape=(n_users, n_codes))
+
+
+def gini(x: np.ndarray) -> np.ndarray:
+    """Gini coefficient of non-negative values along the last axis ([..., A] -> [...]):
+    Σ_i (2i − A − 1) x_(i) / (A Σ x), x sorted ascending, i = 1…A."""
+    x = np.sort(np.asarray(x, np.float64), axis=-1)
+    a = x.shape[-1]
+    i = np.arange(1, a + 1, dtype=np.float64)
+    total = x.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((2 * i - a - 1) * x).sum(axis=-1) / (a * total)
+
+
+def top_share(x: np.ndarray, fraction: float = 0.01) -> np.ndarray:
+    """Share of the total held by the top ⌈fraction·A⌉ values along the last axis."""
+    a = x.shape[-1]
+    k = max(1, int(np.ceil(fraction * a)))
+    top = -np.partition(-np.asarray(x, np.float64), k - 1, axis=-1)[..., :k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return top.sum(axis=-1) / x.sum(axis=-1)
+
+
+def lorenz(x: np.ndarray, points: int = LORENZ_POINTS) -> list[list[float]]:
+    """The Lorenz curve of values [A]: (share of authors, share of impressions) at `points`."""
+    x = np.sort(np.asarray(x, np.float64))
+    cum = np.r_[0.0, np.cumsum(x)]
+    cum = cum / cum[-1] if cum[-1] > 0 else cum
+    at = np.linspace(0, len(x), points)
+    y = np.interp(at, np.arange(len(x) + 1), cum)
+    return [
+        [round(float(a / max(len(x), 1)), 4), round(float(b), 4)]
+        for a, b in zip(at, y, strict=True)
+    ]
+
+
+def _median_from_bins(counts: np.ndarray) -> np.ndarray:
+    """Median bin of histograms [..., K] (the first bin where the cumulative count reaches
+    half the total)."""
+    cum = np.cumsum(counts, axis=-1)
+    half = cum[..., -1:] / 2.0
+    return (cum < half).sum(axis=-1).astype(np.float64)
+
+
+def arm_metrics(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap,
+                author_codes: np.ndarray, n_authors: int) -> dict[str, Any]:  # fmt: skip
+    """Every per-arm metric of `run` (rows mapped to users by `uidx` [N] and to the shared author
+    index by `author_codes` [N])."""
+    n_u = np.bincount(uidx, minlength=n_users).astype(np.float64)  # [U] served slots
+    has = (n_u > 0).astype(np.float64)
+    oon_u = np.bincount(uidx, weights=~run.in_network, minlength=n_users)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share_u = np.where(n_u > 0, oon_u / np.maximum(n_u, 1), 0.0)
+    out: dict[str, Any] = {"users": int(has.sum()), "served_slots": int(n_u.sum())}
+    out["oon_share"] = ratio(boot, share_u, has)
+    shares = share_u[has > 0]
+    hist, _ = np.histogram(shares, bins=HIST_BINS, range=(0.0, 1.0))
+    out["oon_share_distribution"] = {
+        "bins": [round(b, 2) for b in np.linspace(0, 1, HIST_BINS + 1).tolist()],
+        "users": hist.tolist(),
+        "quantiles": {str(q): round(float(np.quantile(shares, q)), 4) if len(shares) else None
+                      for q in (0.1, 0.25, 0.5, 0.75, 0.9)},
+    }  # fmt: skip
+    src = _per_user(uidx, np.eye(len(run.sources))[run.source], n_users)  # [U, S]
+    out["source_share"] = dict(zip(run.sources, _list(ratio(boot, src, n_u[:, None])),
+                                   strict=True))  # fmt: skip
+    authors = pair_counts(uidx, author_codes, n_authors, n_users)  # [U, A]
+    distinct = np.diff(authors.indptr).astype(np.float64)  # [U] authors per feed
+    out["distinct_authors"] = ratio(boot, distinct, has)
+    point, reps = boot.sparse_sums(authors)  # [A], [B, A] impressions per author
+    out["author_gini"] = interval(gini(point), gini(reps))
+    out["top1pct_author_share"] = interval(top_share(point), top_share(reps))
+    out["lorenz"] = lorenz(point)
+    out["topic_entropy_bits"] = _topic_entropy(run, uidx, n_users, boot)
+    out["median_age_hours"] = _freshness(run, uidx, n_users, boot)
+    sums = _per_user(uidx, np.nan_to_num(run.probs, nan=0.0), n_users)  # [U, H]
+    scored = ~np.all(np.isnan(run.probs), axis=0) if len(run.probs) else np.zeros(0, bool)
+    per_head = _list(ratio(boot, sums, has[:, None])) if run.heads else []
+    out["engagement_per_feed"] = {h: e for h, e, ok in zip(run.heads, per_head, scored,
+                                                          strict=True) if ok}  # fmt: skip
+    neg = [run.heads.index(h) for h in NEGATIVE_HEADS if h in run.heads]
+    per_slot = _list(ratio(boot, sums[:, neg], n_u[:, None])) if neg else []
+    out["negative_exposure"] = {run.heads[j]: e for j, e in zip(neg, per_slot, strict=True)
+                                if scored[j]}  # fmt: skip
+    return out
+
+
+def _per_user(uidx: np.ndarray, values: np.ndarray, n_users: int) -> np.ndarray:
+    """Per-user sums [U, K] of row values [N, K]."""
+    return np.stack([np.bincount(uidx, weights=values[:, j], minlength=n_users)
+                     for j in range(values.shape[1])], axis=1) if values.shape[1] else \
+        np.zeros((n_users, 0))  # fmt: skip
+
+
+def _list(e: Estimate | list[Estimate]) -> list[Estimate]:
+    return e if isinstance(e, list) else [e]
+
+
+def _topic_entropy(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap) -> Estimate | None:
+    """Mean over users of the Shannon entropy (bits) of their feed's topics (posts without a
+    known topic left out); None when the run's world is not readable."""
+    from pathlib import Path  # noqa: PLC0415
+
+    if not run.world or not (Path(run.world) / "posts.parquet").is_file():
+        return None
+    codes, names = topic_codes(run.world, run.post)
+    counts = pair_counts(uidx, codes, max(len(names), 1), n_users).tocoo()  # [U, T]
+    known = np.bincount(counts.row, weights=counts.data, minlength=n_users)
+    p = counts.data / known[counts.row]
+    h = np.bincount(counts.row, weights=-p * np.log2(p), minlength=n_users)
+    return ratio(boot, h, (known > 0).astype(np.float64))
+
+
+def _freshness(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap) -> Estimate:
+    """Median age (hours) of served posts at request time; replicates from minute bins."""
+    age = (run.request - run.created).astype(np.float64)
+    if not len(age):
+        return Estimate(np.nan, np.nan, np.nan)
+    bins = np.clip(age // MINUTE_MS, 0, MAX_AGE_MIN).astype(np.int64)
+    n_bins = int(bins.max()) + 1
+    _, reps = boot.sparse_sums(pair_counts(uidx, bins, n_bins, n_users))  # [B, K]
+    rep_median = (_median_from_bins(reps) + 0.5) / 60.0  # bin centre, hours
+    return interval(float(np.median(age)) / 3_600_000, rep_median)

@@ -1,0 +1,40 @@
+"""`xfeed audit`: the table, --json, --plot DIR (PNGs) and --html FILE (plots inlined), written
+atomically and never over a file xfeed did not write."""
+
+from __future__ import annotations
+
+import json
+
+from xfeed_cli.main import app
+
+
+def test_audit_cli_json_plots_and_html(planted_worlds, runner, tmp_path):
+    w = planted_worlds
+    runs = [str(w["planted-chrono"]), str(w["control-chrono"])]
+    argv = ["audit", *runs, "--baseline", runs[1], "--bootstrap", "50", "--json",
+            "--plot", str(tmp_path / "plots"), "--html", str(tmp_path / "audit.html")]  # fmt: skip
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout)
+    assert result["format"] == "xfeed-audit/1" and result["baseline"].startswith("chrono")
+    assert result["bootstrap"]["replicates"] == 50 and result["group_by"] == "topic"
+    pngs = sorted(p.name for p in (tmp_path / "plots").glob("*.png"))
+    assert pngs == ["amplification.png", "lorenz.png", "oon_share.png"]
+    assert all((tmp_path / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    page = (tmp_path / "audit.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "music" in page
+    again = runner.invoke(app, argv)  # previous outputs of the same kind are replaced
+    assert again.exit_code == 0 and json.loads(again.stdout) == result
+    table = runner.invoke(app, ["audit", *runs, "--bootstrap", "20", "--segment-by", "activity"])
+    assert table.exit_code == 0, table.output
+    assert "amplification ratio per author group" in table.stdout and "music" in table.stdout
+
+
+def test_audit_never_overwrites_a_foreign_file(planted_worlds, runner, tmp_path, monkeypatch):
+    monkeypatch.delenv("XFEED_DEBUG", raising=False)
+    mine = tmp_path / "notes.html"
+    mine.write_text("my notes")
+    run = str(planted_worlds["control-chrono"])
+    res = runner.invoke(app, ["audit", run, "--bootstrap", "5", "--html", str(mine)])
+    assert res.exit_code == 2 and mine.read_text() == "my notes"
+    assert [x for x in res.stderr.splitlines() if x.startswith("error:")]
