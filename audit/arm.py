@@ -25,37 +25,76 @@ from audit.bootstrap import Bootstrap, Estimate, interval, ratio
 from audit.groups import topic_codes
 from audit.runs import NEGATIVE_HEADS, Run
 
-MINUTE_MS = 60_000
-MAX_AGE_MIN = 30 * 24 * 60  # ages are binned by minute up to 30 days (the rest in the last bin)
+AGE_BINS = 1024  # quantile bins of post age for the median's replicates
 HIST_BINS = 10  # OON-share histogram over users: [0, 0.1), …, [0.9, 1.0]
 LORENZ_POINTS = 101
 
 
-def pair_counts(uidx: np.ndarray, codes: np.ndarray, n_codes: int, n_users: int) -> sp.csr_matrix:
-    """Sparse [U, K] counts of rows per (user, code); rows with code < 0 are left out."""
+def pair_counts(uidx: np.ndarray, codes: np.ndarray, n_codes: int, n_users: int) -> sp.csc_matrix:
+    """Sparse [U, K] counts of rows per (user, code) (CSC: its transpose is the CSR the
+    bootstrap multiplies); rows with code < 0 are left out."""
     keep = codes >= 0
     u, c = uidx[keep].astype(np.int64), codes[keep].astype(np.int64)
-    return sp.csr_matrix((np.ones(len(u), np.float32), (u, c)), shape=(n_users, n_codes))
+    return sp.csc_matrix((np.ones(len(u), np.float32), (u, c)), shape=(n_users, n_codes))
+
+
+CHUNK = 32  # replicate rows sorted at a time (bounded memory for many authors)
+
+
+def concentration(x: np.ndarray, fraction: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """(Gini, share of the top ⌈fraction·A⌉) of non-negative values per row: [A] -> scalars,
+    [B, A] -> [B] each. Gini = Σ_i (2i − A − 1) x_(i) / (A Σ x) over x sorted ascending,
+    i = 1…A. Integer values (impression counts and their bootstrap sums) are counted instead
+    of sorted: value v held by c_v entries after s_v smaller ones adds v·c_v·(2 s_v + c_v − A)."""
+    x = np.asarray(x)
+    one = x.ndim == 1
+    x = x[None, :] if one else x
+    a = x.shape[-1]
+    k = max(1, int(np.ceil(fraction * a)))
+    g, top = [], []
+    for r in range(0, len(x), CHUNK):
+        part = x[r : r + CHUNK]
+        if np.all(part == np.round(part)) and part.size and 0 <= part.min() and part.max() < 1e6:
+            gi, ti = _counted(part.astype(np.int64), a, k)
+        else:
+            gi, ti = _sorted(part.astype(np.float64), a, k)
+        g.append(gi)
+        top.append(ti)
+    g_, t_ = (np.concatenate(v) if v else np.zeros(0) for v in (g, top))
+    return (g_[0], t_[0]) if one else (g_, t_)
+
+
+def _sorted(part: np.ndarray, a: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    part = np.sort(part, axis=-1)
+    coef = 2 * np.arange(1, a + 1, dtype=np.float64) - a - 1
+    total = part.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return part @ coef / (a * total), part[:, a - k :].sum(axis=-1) / total
+
+
+def _counted(part: np.ndarray, a: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    m = int(part.max()) + 1
+    rows = len(part)
+    c = np.bincount((part + np.arange(rows)[:, None] * m).ravel(), minlength=rows * m)
+    c = c.reshape(rows, m).astype(np.float64)  # [R, M] entries holding each value
+    v = np.arange(m, dtype=np.float64)
+    before = np.cumsum(c, axis=1) - c  # s_v
+    total = c @ v
+    above = np.cumsum(c[:, ::-1], axis=1)[:, ::-1] - c  # entries with a larger value
+    take = np.clip(k - above, 0.0, c)  # entries of value v among the top k
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gini = (c * (2 * before + c - a)) @ v / (a * total)
+        return gini, (take @ v) / total
 
 
 def gini(x: np.ndarray) -> np.ndarray:
-    """Gini coefficient of non-negative values along the last axis ([..., A] -> [...]):
-    Σ_i (2i − A − 1) x_(i) / (A Σ x), x sorted ascending, i = 1…A."""
-    x = np.sort(np.asarray(x, np.float64), axis=-1)
-    a = x.shape[-1]
-    i = np.arange(1, a + 1, dtype=np.float64)
-    total = x.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return ((2 * i - a - 1) * x).sum(axis=-1) / (a * total)
+    """Gini coefficient per row (see `concentration`)."""
+    return concentration(x)[0]
 
 
 def top_share(x: np.ndarray, fraction: float = 0.01) -> np.ndarray:
-    """Share of the total held by the top ⌈fraction·A⌉ values along the last axis."""
-    a = x.shape[-1]
-    k = max(1, int(np.ceil(fraction * a)))
-    top = -np.partition(-np.asarray(x, np.float64), k - 1, axis=-1)[..., :k]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return top.sum(axis=-1) / x.sum(axis=-1)
+    """Share of the total held by the top ⌈fraction·A⌉ values per row."""
+    return concentration(x, fraction)[1]
 
 
 def lorenz(x: np.ndarray, points: int = LORENZ_POINTS) -> list[list[float]]:
@@ -71,12 +110,19 @@ def lorenz(x: np.ndarray, points: int = LORENZ_POINTS) -> list[list[float]]:
     ]
 
 
-def _median_from_bins(counts: np.ndarray) -> np.ndarray:
-    """Median bin of histograms [..., K] (the first bin where the cumulative count reaches
-    half the total)."""
-    cum = np.cumsum(counts, axis=-1)
-    half = cum[..., -1:] / 2.0
-    return (cum < half).sum(axis=-1).astype(np.float64)
+def _median_from_bins(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Medians of histograms [B, K] over bin edges [K+1], interpolated linearly within the bin
+    where the cumulative count reaches half the total."""
+    cum = np.cumsum(counts.astype(np.float64), axis=-1)  # [B, K]
+    half = cum[:, -1:] / 2.0
+    k = np.minimum((cum < half).sum(axis=-1), counts.shape[-1] - 1)  # [B]
+    rows = np.arange(len(counts))
+    before = np.where(k > 0, cum[rows, np.maximum(k - 1, 0)], 0.0)
+    inside = counts[rows, k].astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(inside > 0, (half[:, 0] - before) / inside, 0.0)
+    lo, hi = edges[k], edges[np.minimum(k + 1, len(edges) - 1)]
+    return lo + np.clip(frac, 0.0, 1.0) * (hi - lo)
 
 
 def arm_metrics(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap,
@@ -102,15 +148,17 @@ def arm_metrics(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap,
     out["source_share"] = dict(zip(run.sources, _list(ratio(boot, src, n_u[:, None])),
                                    strict=True))  # fmt: skip
     authors = pair_counts(uidx, author_codes, n_authors, n_users)  # [U, A]
-    distinct = np.diff(authors.indptr).astype(np.float64)  # [U] authors per feed
+    distinct = np.bincount(authors.indices, minlength=n_users).astype(np.float64)  # [U]
     out["distinct_authors"] = ratio(boot, distinct, has)
     point, reps = boot.sparse_sums(authors)  # [A], [B, A] impressions per author
-    out["author_gini"] = interval(gini(point), gini(reps))
-    out["top1pct_author_share"] = interval(top_share(point), top_share(reps))
+    (g, top), (rg, rtop) = concentration(point), concentration(reps)
+    del reps
+    out["author_gini"] = interval(g, rg)
+    out["top1pct_author_share"] = interval(top, rtop)
     out["lorenz"] = lorenz(point)
     out["topic_entropy_bits"] = _topic_entropy(run, uidx, n_users, boot)
     out["median_age_hours"] = _freshness(run, uidx, n_users, boot)
-    sums = _per_user(uidx, np.nan_to_num(run.probs, nan=0.0), n_users)  # [U, H]
+    sums = _per_user(uidx, run.probs, n_users)  # [U, H] (NaN: not scored, counts 0)
     scored = ~np.all(np.isnan(run.probs), axis=0) if len(run.probs) else np.zeros(0, bool)
     per_head = _list(ratio(boot, sums, has[:, None])) if run.heads else []
     out["engagement_per_feed"] = {h: e for h, e, ok in zip(run.heads, per_head, scored,
@@ -123,8 +171,8 @@ def arm_metrics(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap,
 
 
 def _per_user(uidx: np.ndarray, values: np.ndarray, n_users: int) -> np.ndarray:
-    """Per-user sums [U, K] of row values [N, K]."""
-    return np.stack([np.bincount(uidx, weights=values[:, j], minlength=n_users)
+    """Per-user sums [U, K] of row values [N, K] (NaN counts 0)."""
+    return np.stack([np.bincount(uidx, weights=np.nan_to_num(values[:, j]), minlength=n_users)
                      for j in range(values.shape[1])], axis=1) if values.shape[1] else \
         np.zeros((n_users, 0))  # fmt: skip
 
@@ -141,7 +189,7 @@ def _topic_entropy(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap) ->
     if not run.world or not (Path(run.world) / "posts.parquet").is_file():
         return None
     codes, names = topic_codes(run.world, run.post)
-    counts = pair_counts(uidx, codes, max(len(names), 1), n_users).tocoo()  # [U, T]
+    counts = pair_counts(uidx, codes, max(len(names), 1), n_users).tocoo()  # [U, T] summed
     known = np.bincount(counts.row, weights=counts.data, minlength=n_users)
     p = counts.data / known[counts.row]
     h = np.bincount(counts.row, weights=-p * np.log2(p), minlength=n_users)
@@ -149,12 +197,13 @@ def _topic_entropy(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap) ->
 
 
 def _freshness(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap) -> Estimate:
-    """Median age (hours) of served posts at request time; replicates from minute bins."""
-    age = (run.request - run.created).astype(np.float64)
+    """Median age (hours) of served posts at request time. Replicates: each replicate's median
+    from per-user counts over AGE_BINS quantile bins of the pooled ages (fine where the median
+    is), interpolated within the bin."""
+    age = (run.request - run.created).astype(np.float64) / 3_600_000  # [N] hours
     if not len(age):
         return Estimate(np.nan, np.nan, np.nan)
-    bins = np.clip(age // MINUTE_MS, 0, MAX_AGE_MIN).astype(np.int64)
-    n_bins = int(bins.max()) + 1
-    _, reps = boot.sparse_sums(pair_counts(uidx, bins, n_bins, n_users))  # [B, K]
-    rep_median = (_median_from_bins(reps) + 0.5) / 60.0  # bin centre, hours
-    return interval(float(np.median(age)) / 3_600_000, rep_median)
+    edges = np.unique(np.quantile(age, np.linspace(0, 1, AGE_BINS + 1)))  # [K+1]
+    bins = np.clip(np.searchsorted(edges, age, side="right") - 1, 0, max(len(edges) - 2, 0))
+    _, reps = boot.sparse_sums(pair_counts(uidx, bins, max(len(edges) - 1, 1), n_users))
+    return interval(float(np.median(age)), _median_from_bins(reps, edges))

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 SEED = 0
 REPLICATES = 500
 LEVEL = 0.95
+DENSE_COLUMNS = 1024  # up to this many columns a per-user matrix is multiplied densely
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,13 +62,16 @@ class Bootstrap:
         reps = self.w @ x.astype(np.float32)
         return point, reps.astype(np.float64)
 
-    def sparse_sums(self, s: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        """(point [K], replicates [B, K]) of the column sums of a sparse [U, K] matrix."""
+    def sparse_sums(self, s: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
+        """(point [K], replicates [B, K] float32) of the column sums of a sparse [U, K] matrix
+        (few columns: a dense BLAS product; many: sparse × dense)."""
         point = np.asarray(s.sum(axis=0)).ravel().astype(np.float64)
         if self.replicates == 0:
-            return point, np.zeros((0, s.shape[1]))
-        reps = (s.T.tocsr().astype(np.float32) @ self.w.T).T  # [B, K]
-        return point, np.asarray(reps, np.float64)
+            return point, np.zeros((0, s.shape[1]), np.float32)
+        if s.shape[1] <= DENSE_COLUMNS:
+            return point, self.w @ s.astype(np.float32).toarray()  # [B, U] @ [U, K]
+        st = s.T.tocsr().astype(np.float32, copy=False)  # [K, U] (free from CSC)
+        return point, np.asarray((st @ self.w.T).T)  # [B, K]
 
 
 def interval(point: float | np.ndarray, reps: np.ndarray) -> Estimate | list[Estimate]:

@@ -142,7 +142,8 @@ def read_run(path: Path | str, label: str | None = None) -> Run:
     m = read_manifest(path)
     files = [path / p["file"] for p in m["parts"]]
     heads: list[str] | None = None
-    chunks: dict[str, list[np.ndarray]] = {k: [] for k in (*_ARRAYS, "source_str")}
+    source_names: list[str] = []
+    chunks: dict[str, list] = {k: [] for k in _ARRAYS}
     for f in files:
         try:
             pf = pq.ParquetFile(f)
@@ -159,26 +160,29 @@ def read_run(path: Path | str, label: str | None = None) -> Run:
             for batch in pf.iter_batches(
                 BATCH_ROWS, columns=[*COLUMNS, *(f"p_{h}" for h in heads)]
             ):
-                _append(chunks, batch, heads)
+                _append(chunks, batch, heads, source_names)
         except (pa.ArrowException, OSError) as exc:
             raise AuditError(f"{f}: damaged part ({exc})") from None
+        except AuditError as exc:
+            raise AuditError(f"{f}: {exc}") from None
     heads = heads or []
     cols = {k: np.concatenate(v) if v else None for k, v in chunks.items()}
     n = 0 if cols["viewer"] is None else len(cols["viewer"])
     if n == 0:
         cols = {k: np.zeros(0, np.int64) for k in chunks}
         cols["probs"] = np.zeros((0, len(heads)), np.float32)
-        cols["source_str"] = np.zeros(0, object)
     order = np.lexsort((cols["position"], cols["viewer"]))
     if not np.array_equal(order, np.arange(n)):
         cols = {k: v[order] for k, v in cols.items()}
-    sources, codes = np.unique(cols.pop("source_str").astype(str), return_inverse=True)
-    cols["source"] = codes.astype(np.int8)
+    sources = sorted(source_names)  # codes in name order (the same for any part order)
+    to_sorted = np.array([sources.index(x) for x in source_names] or [0], np.int8)
+    cols["source"] = to_sorted[cols["source"]].astype(np.int8)
     return Run(path=path, label=label or str(m["arm"]), arm=str(m["arm"]), manifest=m,
-               sources=sources.tolist(), heads=heads, **cols)  # fmt: skip
+               sources=sources, heads=heads, **cols)  # fmt: skip
 
 
-def _append(chunks: dict[str, list], batch: pa.RecordBatch, heads: list[str]) -> None:
+def _append(chunks: dict[str, list], batch: pa.RecordBatch, heads: list[str],
+            names: list[str]) -> None:  # fmt: skip
     served = pc.and_(pc.equal(batch.column("stage"), "served"),
                      pc.is_valid(batch.column("position")))  # fmt: skip
     b = batch.filter(pc.fill_null(served, False))
@@ -197,7 +201,12 @@ def _append(chunks: dict[str, list], batch: pa.RecordBatch, heads: list[str]) ->
     chunks["author"].append(ints("author_id"))
     chunks["in_network"].append(pc.fill_null(b.column("in_network"), False).to_numpy(
         zero_copy_only=False))  # fmt: skip
-    chunks["source_str"].append(b.column("source").to_numpy(zero_copy_only=False))
+    enc = pc.fill_null(b.column("source"), "").dictionary_encode()
+    for name in enc.dictionary.to_pylist():
+        if name not in names:
+            names.append(name)
+    remap = np.array([names.index(n) for n in enc.dictionary.to_pylist()], np.int16)
+    chunks["source"].append(remap[enc.indices.to_numpy(zero_copy_only=False)])
     chunks["created"].append(ints("created_ms"))
     chunks["request"].append(ints("request_ms"))
     probs = np.empty((b.num_rows, len(heads)), np.float32)  # [n, H]

@@ -38,3 +38,20 @@ def test_audit_never_overwrites_a_foreign_file(planted_worlds, runner, tmp_path,
     res = runner.invoke(app, ["audit", run, "--bootstrap", "5", "--html", str(mine)])
     assert res.exit_code == 2 and mine.read_text() == "my notes"
     assert [x for x in res.stderr.splitlines() if x.startswith("error:")]
+
+
+def test_population_whatif_ranks_both_arms_and_audits_b_against_a(runner, tmp_path):
+    w = tmp_path / "oon.toml"
+    w.write_text("oon_weight_factor = 3.0\n")  # out-of-network posts weigh 4× more than default
+    argv = ["whatif", "--users", "1007,5007,9007", "--weights", str(w), "--out",
+            str(tmp_path / "runs"), "--bootstrap", "50", "--json", "--device", "cpu"]  # fmt: skip
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout)
+    assert result["baseline"] == "for-you:a-defaults"
+    arms = result["segments"][0]["arms"]
+    a, b = arms["for-you:a-defaults"], arms["for-you:b-oon.toml"]
+    assert b["oon_share"]["value"] > a["oon_share"]["value"]
+    comp = result["segments"][0]["comparisons"]["for-you:b-oon.toml"]
+    assert comp["paired_users"] == 3 and comp["posts_gained"]["value"] > 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a-defaults", "b-oon.toml"]

@@ -224,3 +224,15 @@ def test_audit_cli_bad_run_is_one_error_line(tmp_path, runner, monkeypatch):
     assert res.exit_code == 2
     errors = [x for x in res.stderr.splitlines() if x.startswith("error:")]
     assert len(errors) == 1 and "not a directory" in errors[0]
+
+
+def test_counted_gini_and_top_share_equal_the_sorted_formula():
+    from audit.arm import _sorted, concentration
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 50, (70, 300)).astype(np.float32)  # bootstrap sums are integers
+    g, t = concentration(x)
+    g2, t2 = _sorted(x.astype(np.float64), 300, 3)
+    assert np.allclose(g, g2, atol=1e-12) and np.allclose(t, t2, atol=1e-12)
+    frac = rng.random((5, 40))  # non-integers take the sorted path
+    assert np.allclose(concentration(frac)[0], _sorted(frac, 40, 1)[0])

@@ -58,3 +58,11 @@ def test_bench_cli_json_and_bad_plot_target(runner, tmp_path):
     res = runner.invoke(app, ["bench", "thunder", "--plot", str(tmp_path / "x.png")])
     assert res.exit_code == 2 and "ranking" in res.output
     assert not (tmp_path / "x.png").exists()
+
+
+def test_audit_bench_generates_two_arms_and_measures_a_fresh_audit(tmp_path):
+    from benchmarks.audit_bench import bench_audit
+
+    r = bench_audit(rows=35 * 300, workdir=tmp_path, replicates=20)
+    assert r.info["users"] == 300 and r.info["served_rows_per_arm"] == 35 * 300
+    assert r.summary["peak_rss_mb"] > 0 and r.summary["wall_s_p50"] > 0

@@ -92,7 +92,7 @@ def audit(
     if as_json:
         write_lines([dumps(result)], None)
         return
-    _print(result)
+    print_audit(result)
 
 
 def _table(title: str, head: list[str], rows: list[tuple[str, list[str]]]) -> Table:
@@ -105,7 +105,7 @@ def _table(title: str, head: list[str], rows: list[tuple[str, list[str]]]) -> Ta
     return t
 
 
-def _print(result: dict[str, Any]) -> None:
+def print_audit(result: dict[str, Any]) -> None:
     b = result["bootstrap"]
     out.print(f"runs: {', '.join(r['label'] + ' = ' + r['path'] for r in result['runs'])}; "
               f"baseline: {result['baseline']}; author groups: {result['group_by']}; "

@@ -19,6 +19,7 @@ from xfeed_cli.options import DeviceOpt, ForceOpt, JsonOpt, OutOpt
 if TYPE_CHECKING:
     from benchmarks.core import Report
 
+audit_bench = lazy("benchmarks.audit_bench")
 core = lazy("benchmarks.core")
 e2e = lazy("benchmarks.e2e")
 loading = lazy("benchmarks.loading")
@@ -38,6 +39,7 @@ class Target(enum.StrEnum):
     POPULATION = "population"
     LOAD = "load"
     STARTUP = "startup"
+    AUDIT = "audit"
     ALL = "all"
 
 
@@ -47,7 +49,7 @@ QUICK_SWEEP = (64, 256, 512)
 
 def bench(
     what: Annotated[
-        Target, typer.Argument(help="Which benchmark (all: every one but startup).")
+        Target, typer.Argument(help="Which benchmark (all: every one but startup and audit).")
     ] = Target.ALL,
     repeat: Annotated[
         int | None,
@@ -88,7 +90,7 @@ def bench(
 
     Example: xfeed bench startup   (or: xfeed bench all --quick)
     """
-    skip = (Target.ALL, Target.STARTUP)
+    skip = (Target.ALL, Target.STARTUP, Target.AUDIT)
     targets = [t for t in Target if t not in skip] if what is Target.ALL else [what]
     if repeat is None:
         repeat = (2 if quick else 5) if what is Target.STARTUP else 20
@@ -144,6 +146,9 @@ def _run(t: Target, dev, repeat, quick, candidates, corpus_size, events, posts, 
         return e2e.bench_e2e(repeat, posts, w, workdir=workdir)
     if t is Target.POPULATION:
         return population.bench_population(256 if quick else None, world)
+    if t is Target.AUDIT:
+        return audit_bench.bench_audit(100_000 if quick else 1_000_000, workdir,
+                                       repeat=1 if quick else min(repeat, 3))  # fmt: skip
     return loading.bench_load(20_000 if quick else vocab, workdir, repeat=min(repeat, 3))
 
 

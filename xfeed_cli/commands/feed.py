@@ -403,7 +403,17 @@ def _render_explanation(e: dict, user: int) -> None:
 
 
 def whatif(
-    user: UserOpt,
+    user: Annotated[
+        int | None, typer.Option("--user", min=1, max=MAX_ID, help="Viewer user id.")
+    ] = None,
+    users: Annotated[
+        str | None,
+        typer.Option(
+            "--users",
+            help="A population what-if: all, ID,ID,… or a FILE; both arms "
+            "are ranked for these users and audited (B vs A).",
+        ),
+    ] = None,  # fmt: skip
     weights: Annotated[
         list[Path] | None,
         typer.Option(
@@ -421,27 +431,61 @@ def whatif(
     top_k: TopKOpt = None,
     device: DeviceOpt = "auto",
     as_json: JsonOpt = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="--users: keep both runs here (A-…, B-…; default: a temporary directory)."
+        ),
+    ] = None,  # fmt: skip
+    group_by: Annotated[
+        str | None, typer.Option("--group-by", help="--users: author groups of the audit.")
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", min=0, max=100_000, help="--users: bootstrap replicates.")
+    ] = 500,
 ) -> None:
     """Two slates for one user: A (defaults, or the first --weights) vs B (the last --weights,
     and/or --checkpoint-b), each with author, score and text, then what moved, entered and left.
+    With --users: both arms for a population and their audit (xfeed audit B --baseline A).
 
-    Example: xfeed whatif --user 1007 --weights mine.toml --checkpoint-b other-ckpt
+    Example: xfeed whatif --user 1007 --weights mine.toml; xfeed whatif --users all --weights B.toml
     """
     weights = weights or []
     if len(weights) > 2:
         raise InputError("give at most two --weights files")
     if not weights and checkpoint_b is None:
         raise InputError("give --weights B.toml (or A.toml B.toml) and/or --checkpoint-b C")
+    if (user is None) == (users is None):
+        raise InputError("give --user ID or --users all|ID,ID,…|FILE")
     use_device(device)
     a = _with_top_k(load_params(weights[0] if len(weights) == 2 else None), top_k)
     b = _with_top_k(load_params(weights[-1] if weights else None), top_k)
-    q = _query(user, world, checkpoint, snapshot, corpus, now, None, None, False)
+    q = _query(user or 1, world, checkpoint, snapshot, corpus, now, None, None, False)
     res_b = dataclasses.replace(q.resources, checkpoint=str(checkpoint_b)) if checkpoint_b else None
-    w = feed.whatif(q, a, b, res_b)
     label_a = weights[0].name if len(weights) == 2 else "defaults"
     label_b = " + ".join(
         [*(p.name for p in weights[-1:]), *([checkpoint_b.name] if checkpoint_b else [])]
     )
+    if users is not None:
+        from xfeed_cli.commands import audit as audit_cmd
+        from xfeed_cli.commands import population
+
+        arms = [(label_a, a, q.resources), (label_b, b, res_b or q.resources)]
+        result = population.whatif(
+            users,
+            out_dir,
+            q.resources,
+            arms,
+            parse_time_ms(now) if now else None,
+            group_by,
+            bootstrap,
+        )
+        if as_json:
+            write_lines([dumps(result)], None)
+        else:
+            audit_cmd.print_audit(result)
+        return
+    w = feed.whatif(q, a, b, res_b)
     w["labels"] = {"a": label_a, "b": label_b}
     if as_json:
         write_lines([dumps(w)], None)

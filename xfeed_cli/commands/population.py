@@ -3,6 +3,10 @@ bar on stderr (users/s and ETA) and a one-line summary."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
 from rich.progress import (
@@ -44,13 +48,17 @@ def run(
                            pop.parse_shard(shard), lenient)  # fmt: skip
     except pop.PopulationError as exc:
         raise InputError(str(exc)) from exc
-    columns = (TextColumn("ranking"), BarColumn(), MofNCompleteColumn(), TextColumn("users"),
+    _ranked(users, spec, out_dir, resume, engine, ray_address)
+
+
+def _ranked(users, spec, out_dir: Path, resume: bool = False, engine: str = "local",
+            ray_address: str | None = None, label: str = "ranking") -> dict:  # fmt: skip
+    """One population run with a progress bar and its summary line; returns the manifest."""
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("users"),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task("rank", total=None, rate="")
-        import time
-
         t0 = time.perf_counter()
 
         def tick(done: int, total: int) -> None:
@@ -73,3 +81,42 @@ def run(
         f"{t['users_per_s'] or 0:.1f} users/s ({t['users_skipped_on_resume']} resumed)",
         highlight=False,
     )
+    return manifest
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "arm"
+
+
+def whatif(
+    users_spec: str,
+    out_dir: Path | None,
+    resources,
+    arms: list[tuple[str, object, object]],
+    now_ms: int | None,
+    group_by: str | None,
+    replicates: int,
+) -> dict:
+    """The population what-if: each arm (label, params, resources) ranked for the users into
+    OUT/A-label and OUT/B-label (a temporary directory without --out), then audited, B against
+    A. Returns the audit."""
+    from audit.report import AuditSpec, audit  # noqa: PLC0415
+
+    try:
+        users = pop.resolve_users(users_spec, resources.world)
+    except pop.PopulationError as exc:
+        raise InputError(str(exc)) from exc
+    base = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="xfeed-whatif-"))
+    try:
+        dirs = []
+        for tag, (label, params, res) in zip("ab", arms, strict=True):
+            d = base / f"{tag}-{_slug(label)}"
+            spec = pop.RunSpec(res, params, pop.request_time(res.world, now_ms))
+            _ranked(users, spec, d, label=f"ranking {tag.upper()} ({label})")
+            dirs.append(str(d))
+        with err.status("auditing …"):
+            return audit(AuditSpec((dirs[1],), baseline=dirs[0], group_by=group_by,
+                                   replicates=replicates))  # fmt: skip
+    finally:
+        if out_dir is None:
+            shutil.rmtree(base, ignore_errors=True)
