@@ -153,8 +153,10 @@ def arm_metrics(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap,
     point, reps = boot.sparse_sums(authors)  # [A], [B, A] impressions per author
     (g, top), (rg, rtop) = concentration(point), concentration(reps)
     del reps
-    out["author_gini"] = interval(g, rg)
-    out["top1pct_author_share"] = interval(top, rtop)
+    # A resample repeats users, which concentrates impressions: these replicates are biased
+    # upward, so their interval is shifted by the bootstrap's bias estimate (mean − point).
+    out["author_gini"] = interval(g, _unbiased(rg, g))
+    out["top1pct_author_share"] = interval(top, _unbiased(rtop, top))
     out["lorenz"] = lorenz(point)
     out["topic_entropy_bits"] = _topic_entropy(run, uidx, n_users, boot)
     out["median_age_hours"] = _freshness(run, uidx, n_users, boot)
@@ -168,6 +170,12 @@ def arm_metrics(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap,
     out["negative_exposure"] = {run.heads[j]: e for j, e in zip(neg, per_slot, strict=True)
                                 if scored[j]}  # fmt: skip
     return out
+
+
+def _unbiased(reps: np.ndarray, point: float) -> np.ndarray:
+    """Replicates shifted so that their mean is the point estimate (bias-corrected)."""
+    finite = reps[np.isfinite(reps)]
+    return reps - (finite.mean() - point) if len(finite) else reps
 
 
 def _per_user(uidx: np.ndarray, values: np.ndarray, n_users: int) -> np.ndarray:
