@@ -151,3 +151,77 @@ def test_retrieval_trains_with_validation_on_an_imported_log(log_world, tmp_path
     assert [r["step"] for r in records] == [10, 20]
     assert meta["best_valid_loss"] == pytest.approx(min(r["valid_loss"] for r in records))
     assert all(np.isfinite(r["valid_loss"]) for r in records)
+
+
+class _OneHotRetriever:
+    """A stand-in retrieval model: item i's embedding is one-hot at i % D, every user's
+    representation prefers dimensions 0..D-1 in decreasing order (scores = catalogue order)."""
+
+    def __init__(self, d: int = 8):
+        from types import SimpleNamespace
+
+        self.d = d
+        self.config = SimpleNamespace(history_seq_len=4)
+
+    def encode_posts(self, post_ids, author_ids):
+        out = np.zeros((len(post_ids), self.d), np.float32)
+        out[np.arange(len(post_ids)), np.arange(len(post_ids)) % self.d] = 1.0
+        return out * (1.0 + np.arange(len(post_ids), 0, -1)[:, None])  # earlier rows score higher
+
+    def encode_users(self, histories):
+        return np.ones((len(histories), self.d), np.float32)
+
+
+def test_retrieval_negatives_come_from_the_retrieval_top_and_never_the_users_items(log_world):
+    from training.trainer import model_config, ranker_examples, retrieval_pool, training_catalogue
+    from world.sequences import load_sequences
+
+    cfg = model_config("ranker")
+    seq = load_sequences(log_world, cfg.num_actions)
+    split = holdout_points(seq, TrainConfig(holdout="loo", positives="any"))
+    cat_id, cat_author, _ = training_catalogue(seq, split)
+    cuts = [(0, 5), (3, 9)]
+    pool = retrieval_pool(_OneHotRetriever(), seq, cuts, split, (cat_id, cat_author), top=6)
+    for (u, _), rows in zip(cuts, pool, strict=True):
+        mine = seq.post_id[int(seq.offsets[u]) : int(split[u])]
+        want = [r for r in range(len(cat_id)) if cat_id[r] not in mine][:6]  # best-scored rows
+        assert sorted(rows.tolist()) == want
+    tc = TrainConfig(retrieval_negatives=5, retrieval_top=6, sampled_negatives=2)
+    ex = ranker_examples(seq, cfg, split, tc, retriever=_OneHotRetriever())
+    labels = ex["labels"].any(-1)
+    real = ex["weights"] > 0
+    assert ((real & ~labels).sum(1) == 7).all()  # 5 from retrieval + 2 sampled per example
+    from phoenix import hashing
+
+    row_of = {int(f): r for r, f in enumerate(hashing.item_rows(cat_id, cfg.hash)[:, 0])}
+    user_of = {int(hashing.user_rows(uid, cfg.hash)[0]): u for u, uid in enumerate(seq.user_ids)}
+    for e in range(len(labels)):
+        u = user_of[int(ex["user_hashes"][e, 0])]
+        mine = seq.post_id[int(seq.offsets[u]) : int(split[u])]
+        best = [r for r in range(len(cat_id)) if cat_id[r] not in mine][:6]
+        neg = np.flatnonzero(real[e] & ~labels[e])
+        rows = [row_of[int(ex["candidate_post_hashes"][e, j, 0])] for j in neg]
+        assert set(rows[:5]) <= set(best) and len(set(rows[:5])) == 5
+        assert not set(cat_id[rows].tolist()) & set(mine.tolist())
+
+
+def test_cli_ranker_logq_and_retrieval_negatives_reach_the_training(log_world, tmp_path, runner):
+    import json
+
+    from xfeed_cli.main import app
+
+    ck = tmp_path / "ck"
+    base = ["--world", str(log_world), "--out", str(ck), "--holdout", "loo", "--device", "cpu"]
+    res = runner.invoke(app, ["train", "retrieval", *base, "--steps", "2", "--batch-size", "8"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", "ranker", *base, "--steps", "2", "--batch-size", "4",
+                              "--ranker-logq", "--negatives-from", str(ck)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    meta = json.loads((ck / "ranker" / "config.json").read_text())
+    prov = meta.get("provenance", meta)
+    assert prov["train"]["ranker_logq"] is True
+    assert prov["train"]["retrieval_negatives"] == 12 and prov["train"]["sampled_negatives"] == 4
+    assert prov["negatives_from"] == str(ck)
+    res = runner.invoke(app, ["train", "ranker", *base, "--steps", "2", "--force",
+                              "--retrieval-negatives", "4"])  # fmt: skip
+    assert res.exit_code == 2 and "--negatives-from" in res.output

@@ -72,10 +72,22 @@ class TrainConfig:
     # and upstream's log-Q weight 1 / count on each candidate's loss.
     sampled_negatives: int = 0
     ranker_logq: bool = False
+    # Ranker: candidate slots filled with items drawn from a trained retrieval model's top
+    # `retrieval_top` for the user at that moment (what the ranker will reorder); needs the
+    # retrieval checkpoint (`xfeed train ranker --negatives-from CKPT`).
+    retrieval_negatives: int = 0
+    retrieval_top: int = 200
     positives: str = "favorite"  # retrieval positives: "favorite" (upstream) or "any"
     holdout: str = "fraction"  # "fraction" (last 20 %) or "loo" (each user's last positive)
     logq_weight: float = 2.0
     hard_negatives: int = 4
+    # Retrieval: subtract the log-Q term from the global negatives too (they are drawn uniformly,
+    # so their sampling probability is the same for every item; False: only in-batch candidates,
+    # which are drawn by count, are corrected).
+    global_logq: bool = True
+    # Batches: "example" (uniform over examples, so heavy users dominate) or "user" (upstream's
+    # per-user average: each batch row a different user drawn uniformly, then one of its examples).
+    sample_by: str = "example"
 
     def unused_tables(self) -> tuple[str, ...]:
         """Ranker tables the training never reads (exported as zeros)."""
@@ -139,10 +151,12 @@ Log = Callable[[dict], None]  # one record per evaluation
 
 
 def _fit(loss_fn, state, examples, n_examples: int, tc: TrainConfig, progress: Progress | None,
-         valid: Metrics | None = None, log: Log | None = None):  # fmt: skip
+         valid: Metrics | None = None, log: Log | None = None,
+         groups: np.ndarray | None = None):  # fmt: skip
     """Optimise; with `valid`, evaluate every `tc.eval_every` steps (and at the end), keep the
     state with the best validation loss, and stop after `tc.patience` evaluations without
-    improvement (0: never stop early). Returns (state, per-step losses, evaluation records)."""
+    improvement (0: never stop early). `groups` [E]: each example's user (sorted), for
+    `tc.sample_by == "user"`. Returns (state, per-step losses, evaluation records)."""
     opt = _optimizer(tc)
     opt_state = opt.init(state)
 
@@ -156,12 +170,19 @@ def _fit(loss_fn, state, examples, n_examples: int, tc: TrainConfig, progress: P
     losses: list[float] = []
     records: list[dict] = []
     best, best_loss, since_best = state, float("inf"), 0
+    by_user = tc.sample_by == "user" and groups is not None
+    if by_user:  # example index ranges per user
+        starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+        sizes = np.diff(np.r_[starts, len(groups)])
+        n_examples = len(starts)
     perm, pos = rng.permutation(n_examples), 0
     for i in range(tc.steps):
         if pos + tc.batch_size > n_examples:
             perm, pos = rng.permutation(n_examples), 0
         idx = perm[pos : pos + tc.batch_size]
         pos += tc.batch_size
+        if by_user:  # one example of each drawn user
+            idx = starts[idx] + (rng.random(len(idx)) * sizes[idx]).astype(np.int64)
         state, opt_state, loss = step(state, opt_state, examples(idx))
         losses.append(float(loss))
         if progress:
@@ -270,14 +291,17 @@ def contrastive_loss(
     neg_mask: jax.Array,  # [B, H] 1 = a real hard negative
     temperature: jax.Array,  # ()
     logq_weight: float,
+    global_logq_weight: float | None = None,
 ) -> jax.Array:
     """Mean softmax cross-entropy of each row's positive against [in-batch | global | hard]
     candidates: score / temperature − logq_weight · log(max(count, 1)) for in-batch and global
-    candidates (hard negatives uncorrected); another row's candidate with the row's own positive
+    candidates (hard negatives uncorrected; global ones by `global_logq_weight`, default the
+    same); another row's candidate with the row's own positive
     item, and padded hard negatives, are left out."""
     b = rep.shape[0]
     logq = logq_weight * jnp.log(jnp.maximum(pos_count, 1.0))  # [B]
-    glogq = logq_weight * jnp.log(jnp.maximum(g_count, 1.0))  # [G]
+    gw = logq_weight if global_logq_weight is None else global_logq_weight
+    glogq = gw * jnp.log(jnp.maximum(g_count, 1.0))  # [G]
     in_batch = rep @ cand.T / temperature - logq[None, :]  # [B, B]
     same = pos_id[:, None] == pos_id[None, :]  # duplicates are not negatives
     in_batch = jnp.where(same & ~jnp.eye(b, dtype=bool), -1e9, in_batch)
@@ -328,7 +352,16 @@ def train_retrieval(
                        jnp.ones(b * h)).reshape(b, h, -1)  # [B, H, D]  # fmt: skip
         temperature = 0.1 * jnp.exp(state["model"]["~"]["log_temperature"])
         ids = (pos["id"], pos["count"], glob["id"], glob["count"], neg["mask"])
-        return contrastive_loss(rep, cand, gcand, ncand, *ids, temperature, tc.logq_weight)
+        return contrastive_loss(
+            rep,
+            cand,
+            gcand,
+            ncand,
+            *ids,
+            temperature,
+            tc.logq_weight,
+            tc.logq_weight if tc.global_logq else 0.0,
+        )
 
     drop = np.random.default_rng(tc.seed + 2)
     n_cat = len(examples["cat_id"])
@@ -367,7 +400,7 @@ def train_retrieval(
 
     state = init_state(cfg, tc)
     state, losses, records = _fit(loss_fn, state, get, len(examples["pos_post"]), tc, progress,
-                                  metrics, log)  # fmt: skip
+                                  metrics, log, examples.get("user_row"))  # fmt: skip
     return (*_export(state, losses), records)
 
 

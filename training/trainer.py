@@ -18,12 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from checkpoints.formats import CHECKPOINT_OUTPUT, save_xfeed
+from checkpoints.formats import CHECKPOINT_OUTPUT, load_model, save_xfeed
 from phoenix import hashing
 from phoenix.actions import MAX_HEADS, ActionName
 from phoenix.config import HashConfig, ModelType, PhoenixConfig, Preset
-from phoenix.runtime import PhoenixCheckpoint
+from phoenix.runtime import PhoenixCheckpoint, Retriever
 from safeio.atomic import check_target
+from training.evaluation import user_history
 from training.steps import Log, Progress, TrainConfig, train_ranker, train_retrieval
 from world.sequences import Sequences, load_sequences, loo_points, split_points
 from world.tables import read_world_json
@@ -36,6 +37,8 @@ FAV = ActionName.SERVER_TWEET_FAV
 # The tiny ranker reads a long history: a user's taste is spread over 2-4 topics and mixed with
 # exploration, and the last 32 items estimate it poorly.
 TINY_RANKER_HISTORY = 128
+# Ranker slots drawn from a retrieval model's top candidates when one is given (--negatives-from).
+RETRIEVAL_NEGATIVES = 12
 
 
 def default_train_config(model_type: ModelType | str, imported: bool = False) -> TrainConfig:
@@ -118,62 +121,110 @@ def training_catalogue(seq: Sequences, split: np.ndarray) -> tuple[np.ndarray, .
     return cat_id, seq.author_id[train][first], counts
 
 
+def retrieval_pool(
+    retriever: Retriever,
+    seq: Sequences,
+    cuts: list[tuple[int, int]],
+    split: np.ndarray,
+    catalogue: tuple[np.ndarray, np.ndarray],
+    top: int,
+    block: int = 1024,
+) -> np.ndarray:
+    """[len(cuts), K] catalogue rows of the retrieval model's top K (≤ `top`) items for the
+    user's history before each cut (u, cut), the user's training items (before `split`) left
+    out: what retrieval would hand the ranker at that moment, for the ranker's hard negatives."""
+    cat_id, cat_author = catalogue
+    k = min(top, len(cat_id))
+    out = np.zeros((len(cuts), k), np.int64)
+    if not len(cuts) or not k:
+        return out
+    emb = retriever.encode_posts(cat_id, cat_author)  # [I, D]
+    hl = retriever.config.history_seq_len
+    for start in range(0, len(cuts), block):
+        part = cuts[start : start + block]
+        reps = retriever.encode_users([user_history(seq, u, c, hl) for u, c in part])  # [b, D]
+        scores = reps @ emb.T  # [b, I]
+        for r, (u, _) in enumerate(part):
+            mine = seq.post_id[int(seq.offsets[u]) : int(split[u])]
+            cols = np.searchsorted(cat_id, mine)
+            cols = cols[cols < len(cat_id)]
+            scores[r, cols[cat_id[cols] == mine[: len(cols)]] if len(cols) else cols] = -np.inf
+        top_k = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # [b, K] (unordered)
+        out[start : start + len(part)] = np.sort(top_k, axis=1)
+    return out
+
+
 def ranker_examples(
     seq: Sequences,
     cfg: PhoenixConfig,
     split: np.ndarray,
     tc: TrainConfig | None = None,
     begin: np.ndarray | None = None,
+    retriever: Retriever | None = None,
 ) -> dict[str, np.ndarray]:
     """Cuts every C/4 items through each user's training items: history = the items before the
-    cut, candidates = the items after it with their action multi-hots as labels. With
-    `tc.sampled_negatives` > 0, that many of the C candidate slots are items drawn from the
-    training item distribution (by count) that the user never interacted with, labelled all
-    zero: for logs that record only what was consumed (no non-engaged impressions). `weights`
-    [E, C]: 1, or upstream's log-Q weight 1 / count with `tc.ranker_logq`. `begin` [U]: the
-    first cut per user (validation examples: candidates only from [begin, split))."""
+    cut, candidates = the items after it with their action multi-hots as labels. Negative slots
+    (labelled all zero), for logs that record only what was consumed (no non-engaged
+    impressions), never an item of the user's training items (before `split`):
+    `tc.retrieval_negatives` drawn uniformly from `retriever`'s top `tc.retrieval_top` for the
+    history at the cut (what the ranker will reorder), then `tc.sampled_negatives` drawn from
+    the training item distribution (by count). `weights` [E, C]: 1, or upstream's log-Q weight
+    1 / count with `tc.ranker_logq`. `begin` [U]: the first cut per user (validation examples:
+    candidates only from [begin, split))."""
     tc = tc or TrainConfig()
     c, h = cfg.candidate_seq_len, cfg.hash
-    n_neg = min(tc.sampled_negatives, c - 1)
+    n_ret = min(tc.retrieval_negatives, c - 1) if retriever is not None else 0
+    n_neg = min(tc.sampled_negatives + n_ret, c - 1)
     cat_id, cat_author, counts = training_catalogue(seq, split)
     cum = np.cumsum(counts) / counts.sum() if len(counts) else np.zeros(0)
     rng = np.random.default_rng(tc.seed + 3)
-    rows = []
+    cuts = []
     for u in range(len(seq.user_ids)):
         lo, end = int(seq.offsets[u]), int(split[u])
-        mine = seq.post_id[lo : int(seq.offsets[u + 1])]
         first = lo + 4 if begin is None else max(lo + 1, int(begin[u]))
-        for cut in range(first, end, max((c - n_neg) // 4, 1)):
-            stop = min(cut + c - n_neg, end)
-            k = stop - cut
-            posts = np.zeros(c, np.int64)
-            authors = np.zeros(c, np.int64)
-            posts[:k], authors[:k] = seq.post_id[cut:stop], seq.author_id[cut:stop]
-            labels = np.zeros((c, cfg.num_actions), np.uint8)
-            labels[:k] = seq.actions[cut:stop, : cfg.num_actions]
-            surface = np.zeros(c, np.int32)
-            surface[:k] = seq.surface[cut:stop]
-            if n_neg and len(cat_id):
-                draw = np.searchsorted(cum, rng.random(4 * n_neg), side="right")
-                draw = draw[~np.isin(cat_id[draw], mine)][:n_neg]
-                posts[k : k + len(draw)] = cat_id[draw]
-                authors[k : k + len(draw)] = cat_author[draw]
-                surface[k : k + len(draw)] = 1
-                k += len(draw)
-            weights = np.zeros(c, np.float32)
-            weights[:k] = 1.0
-            if tc.ranker_logq:
-                cnt = counts[np.minimum(np.searchsorted(cat_id, posts[:k]), len(cat_id) - 1)]
-                weights[:k] = 1.0 / np.maximum(cnt, 1)
-            rows.append({
-                "user_hashes": hashing.user_rows(seq.user_ids[u], h).astype(np.int32),
-                **_history_block(seq, cfg, lo, cut),
-                "candidate_post_hashes": hashing.item_rows(posts, h).astype(np.int32),
-                "candidate_author_hashes": hashing.author_rows(authors, h).astype(np.int32),
-                "candidate_product_surface": surface,
-                "labels": labels,
-                "weights": weights,
-            })  # fmt: skip
+        cuts += [(u, cut) for cut in range(first, end, max((c - n_neg) // 4, 1))]
+    pool = None
+    if n_ret:
+        pool = retrieval_pool(retriever, seq, cuts, split, (cat_id, cat_author), tc.retrieval_top)
+        n_ret = min(n_ret, pool.shape[1])
+    rows = []
+    for e, (u, cut) in enumerate(cuts):
+        lo, end = int(seq.offsets[u]), int(split[u])
+        mine = seq.post_id[lo:end]  # training items only: a held-out item may be a negative
+        stop = min(cut + c - n_neg, end)
+        k = stop - cut
+        posts = np.zeros(c, np.int64)
+        authors = np.zeros(c, np.int64)
+        posts[:k], authors[:k] = seq.post_id[cut:stop], seq.author_id[cut:stop]
+        labels = np.zeros((c, cfg.num_actions), np.uint8)
+        labels[:k] = seq.actions[cut:stop, : cfg.num_actions]
+        surface = np.zeros(c, np.int32)
+        surface[:k] = seq.surface[cut:stop]
+        draw = np.zeros(0, np.int64)
+        if pool is not None and n_ret:
+            draw = rng.choice(pool[e], n_ret, replace=False)
+        if n_neg > len(draw) and len(cat_id):
+            more = np.searchsorted(cum, rng.random(4 * n_neg), side="right")
+            more = more[~np.isin(cat_id[more], mine) & ~np.isin(more, draw)]
+            draw = np.concatenate([draw, more[: n_neg - len(draw)]])
+        posts[k : k + len(draw)] = cat_id[draw]
+        authors[k : k + len(draw)] = cat_author[draw]
+        surface[k : k + len(draw)] = 1
+        k += len(draw)
+        weights = np.zeros(c, np.float32)
+        weights[:k] = 1.0
+        if tc.ranker_logq:
+            cnt = counts[np.minimum(np.searchsorted(cat_id, posts[:k]), len(cat_id) - 1)]
+            weights[:k] = 1.0 / np.maximum(cnt, 1)
+        rows.append({
+            "user_hashes": hashing.user_rows(seq.user_ids[u], h).astype(np.int32),
+            **_history_block(seq, cfg, lo, cut),
+            "candidate_post_hashes": hashing.item_rows(posts, h).astype(np.int32),
+            "candidate_author_hashes": hashing.author_rows(authors, h).astype(np.int32),
+            "candidate_product_surface": surface,
+            "labels": labels,
+            "weights": weights,
+        })  # fmt: skip
     if not rows:
         raise ValueError("no user has enough training items for a ranker example")
     return _stack(rows)
@@ -253,6 +304,7 @@ def retrieval_examples(
                 "neg_post": hashing.item_rows(neg_posts, h).astype(np.int32),
                 "neg_author": hashing.author_rows(neg_authors, h).astype(np.int32),
                 "neg_mask": mask,
+                "user_row": np.int32(u),
             })  # fmt: skip
     if not rows:
         raise ValueError("no positive training items: nothing to learn retrieval from")
@@ -304,9 +356,12 @@ def train_model(
     force: bool = False,
     log: Log | None = None,
     history: int | None = None,
+    negatives_from: Path | str | None = None,
 ) -> dict[str, Any]:
     """Train one model on a world and write it to `out/<model_type>` (xfeed format); `log`
-    receives one record per validation evaluation."""
+    receives one record per validation evaluation. Ranker: `negatives_from`, a retrieval
+    checkpoint (bundle or model directory) whose top candidates fill
+    `train_config.retrieval_negatives` slots per example."""
     model_type = ModelType(model_type)
     train_config = train_config or default_train_config(model_type)
     cfg = model_config(model_type, preset, history)
@@ -318,10 +373,16 @@ def train_model(
     train_end, valid = split, None
     if train_config.valid_fraction > 0:
         train_end = valid_points(seq, split, train_config.valid_fraction)
+    retriever = None
+    if model_type is ModelType.RANKER and train_config.retrieval_negatives > 0:
+        if negatives_from is None:
+            raise ValueError("retrieval negatives need a retrieval checkpoint (--negatives-from)")
+        retriever = Retriever(load_model(negatives_from, ModelType.RETRIEVAL)[0])
     if model_type is ModelType.RANKER:
-        examples = ranker_examples(seq, cfg, train_end, train_config)
+        examples = ranker_examples(seq, cfg, train_end, train_config, retriever=retriever)
         if train_config.valid_fraction > 0:
-            valid = ranker_examples(seq, cfg, split, train_config, begin=train_end)
+            valid = ranker_examples(seq, cfg, split, train_config, begin=train_end,
+                                    retriever=retriever)  # fmt: skip
         params, tables, losses, records = train_ranker(cfg, examples, train_config, progress,
                                                        valid, log)  # fmt: skip
         n_examples = len(examples["labels"])
@@ -351,5 +412,7 @@ def train_model(
         "best_valid_loss": min((r["valid_loss"] for r in records), default=None),
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    if retriever is not None:
+        meta["negatives_from"] = str(negatives_from)
     save_xfeed(target, PhoenixCheckpoint(cfg, params, tables), meta, force=force, inputs=[world])
     return meta

@@ -81,6 +81,30 @@ def train(
             "never-engaged items (default: 16 for imported worlds, 0 otherwise).",
         ),
     ] = None,
+    negatives_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Ranker: a retrieval checkpoint; negatives are drawn from its top candidates "
+            "for the user at each example (what the ranker will reorder)."
+        ),
+    ] = None,
+    retrieval_negatives: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=4096,
+            help="Ranker: candidate slots filled from --negatives-from's top candidates "
+            "(default 12 with --negatives-from).",
+        ),
+    ] = None,
+    ranker_logq: Annotated[
+        bool | None,
+        typer.Option(
+            "--ranker-logq/--no-ranker-logq",
+            help="Ranker: weight each candidate's loss by 1 / its training count (upstream's "
+            "log-Q weighting; default off).",
+        ),
+    ] = None,
     log_file: Annotated[
         Path | None, typer.Option("--log", help="Write validation records here (JSONL).")
     ] = None,
@@ -101,8 +125,19 @@ def train(
     if positives not in (None, "favorite", "any"):
         raise InputError(f"--positives must be favorite or any, not {positives!r}")
     imported = bool(tables.read_world_json(world).get("imported"))
+    if (retrieval_negatives or ranker_logq or negatives_from) and model is not ModelType.RANKER:
+        raise InputError("--negatives-from, --retrieval-negatives and --ranker-logq are for "
+                         "the ranker")  # fmt: skip
+    if retrieval_negatives and negatives_from is None:
+        raise InputError("--retrieval-negatives needs --negatives-from CKPT (a retrieval model)")
+    if negatives_from is not None and retrieval_negatives is None:
+        retrieval_negatives = trainer.RETRIEVAL_NEGATIVES
+    if negatives_from is not None and sampled_negatives is None:  # the same negative slots
+        base = trainer.default_train_config(model, imported).sampled_negatives
+        sampled_negatives = max(base - retrieval_negatives, 0)
     given = {"steps": steps, "batch_size": batch_size, "positives": positives,
-             "sampled_negatives": sampled_negatives}  # fmt: skip
+             "sampled_negatives": sampled_negatives, "retrieval_negatives": retrieval_negatives,
+             "ranker_logq": ranker_logq}  # fmt: skip
     tc = dataclasses.replace(trainer.default_train_config(model, imported), seed=seed,
                              holdout=holdout, valid_fraction=valid, patience=patience,
                              eval_every=eval_every,
@@ -126,7 +161,7 @@ def train(
 
         meta = trainer.train_model(model, world, ckpt_out, preset=preset, train_config=tc,
                                    progress=progress, log=log, force=force,
-                                   history=history)  # fmt: skip
+                                   history=history, negatives_from=negatives_from)  # fmt: skip
     if log_file is not None:
         write_lines(records, log_file)
     err.print(
