@@ -10,7 +10,8 @@ the user's other items (no sampled candidates). Reported: HR@K, NDCG@K (one rele
   user's history items;
 - retrieval: the checkpoint's two towers, dot product over the catalogue;
 - retrieve-then-rank: the ranker reorders retrieval's top R (default 200) by one head's
-  probability; items below R keep their retrieval rank.
+  probability (candidates on the log's most common product surface, as in training); items
+  below R keep their retrieval rank.
 Ties are broken by a fixed random order of the catalogue (seeded), the same for every system.
 Only models trained without the held-out items measure generalisation: train with
 `--holdout loo` (the protocol output says whether the checkpoint's provenance does).
@@ -179,6 +180,8 @@ def evaluate_loo(
         reps = r.encode_users([user_history(seq, int(u), int(t), hl) for u, t in pairs])  # [U', D]
         out_ranks["retrieval"], out_ranks["retrieve-then-rank"] = [], []
         rk = Ranker(ranker) if ranker is not None else None
+        # candidates are shown on the log's usual surface (as the ranker's training candidates)
+        surface = int(np.bincount(seq.surface).argmax()) if len(seq.surface) else 0
         for j in range(len(split.users)):
             s = emb @ reps[j]  # [I]
             tgt = int(split.target_col[j])
@@ -194,7 +197,12 @@ def evaluate_loo(
             order = np.lexsort((tiebreak, -s2))[:rerank]  # retrieval's top R
             u, t = int(split.users[j]), int(split.target[j])
             hist = user_history(seq, u, t, ranker.config.history_seq_len)
-            probs = rk.rank(hist, split.catalogue[order], split.catalogue_authors[order])
+            probs = rk.rank(
+                hist,
+                split.catalogue[order],
+                split.catalogue_authors[order],
+                np.full(len(order), surface, np.int32),
+            )
             p = probs[:, int(rank_head)].astype(np.float64)
             mine = int(np.flatnonzero(order == tgt)[0])
             ahead = (p > p[mine]) | ((p == p[mine]) & (np.arange(len(order)) < mine))

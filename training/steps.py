@@ -81,13 +81,12 @@ class TrainConfig:
     holdout: str = "fraction"  # "fraction" (last 20 %) or "loo" (each user's last positive)
     logq_weight: float = 2.0
     hard_negatives: int = 4
-    # Retrieval: subtract the log-Q term from the global negatives too (they are drawn uniformly,
-    # so their sampling probability is the same for every item; False: only in-batch candidates,
-    # which are drawn by count, are corrected).
-    global_logq: bool = True
     # Batches: "example" (uniform over examples, so heavy users dominate) or "user" (upstream's
     # per-user average: each batch row a different user drawn uniformly, then one of its examples).
     sample_by: str = "example"
+    # Retrieval with sample_by "user": log-Q counts weighted as the batches draw positives (each
+    # user's items 1 / n_user) instead of raw counts.
+    user_logq: bool = False
 
     def unused_tables(self) -> tuple[str, ...]:
         """Ranker tables the training never reads (exported as zeros)."""
@@ -291,17 +290,14 @@ def contrastive_loss(
     neg_mask: jax.Array,  # [B, H] 1 = a real hard negative
     temperature: jax.Array,  # ()
     logq_weight: float,
-    global_logq_weight: float | None = None,
 ) -> jax.Array:
     """Mean softmax cross-entropy of each row's positive against [in-batch | global | hard]
     candidates: score / temperature − logq_weight · log(max(count, 1)) for in-batch and global
-    candidates (hard negatives uncorrected; global ones by `global_logq_weight`, default the
-    same); another row's candidate with the row's own positive
+    candidates (hard negatives uncorrected); another row's candidate with the row's own positive
     item, and padded hard negatives, are left out."""
     b = rep.shape[0]
     logq = logq_weight * jnp.log(jnp.maximum(pos_count, 1.0))  # [B]
-    gw = logq_weight if global_logq_weight is None else global_logq_weight
-    glogq = gw * jnp.log(jnp.maximum(g_count, 1.0))  # [G]
+    glogq = logq_weight * jnp.log(jnp.maximum(g_count, 1.0))  # [G]
     in_batch = rep @ cand.T / temperature - logq[None, :]  # [B, B]
     same = pos_id[:, None] == pos_id[None, :]  # duplicates are not negatives
     in_batch = jnp.where(same & ~jnp.eye(b, dtype=bool), -1e9, in_batch)
@@ -352,16 +348,7 @@ def train_retrieval(
                        jnp.ones(b * h)).reshape(b, h, -1)  # [B, H, D]  # fmt: skip
         temperature = 0.1 * jnp.exp(state["model"]["~"]["log_temperature"])
         ids = (pos["id"], pos["count"], glob["id"], glob["count"], neg["mask"])
-        return contrastive_loss(
-            rep,
-            cand,
-            gcand,
-            ncand,
-            *ids,
-            temperature,
-            tc.logq_weight,
-            tc.logq_weight if tc.global_logq else 0.0,
-        )
+        return contrastive_loss(rep, cand, gcand, ncand, *ids, temperature, tc.logq_weight)
 
     drop = np.random.default_rng(tc.seed + 2)
     n_cat = len(examples["cat_id"])
