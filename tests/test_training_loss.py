@@ -246,17 +246,3 @@ def test_user_sampling_draws_each_batch_row_from_a_different_user():
         assert sorted(groups[idx].tolist()) == [0, 1, 2, 3]  # every user once per batch
     rows = np.concatenate(seen)
     assert len(set(rows[groups[rows] == 0].tolist())) > 4  # user 0's examples all take turns
-
-
-def test_user_weighted_counts_by_hand():
-    from training.trainer import user_weighted_counts
-
-    # user 7: posts 1, 2; user 8: posts 2, 3, 4, 5 -> 1/2, 1/2 + 1/4, 1/4, 1/4, 1/4 (÷ 1/4)
-    seq = Sequences(
-        user_ids=np.array([7, 8]), offsets=np.array([0, 2, 6]),
-        post_id=np.array([1, 2, 2, 3, 4, 5]), author_id=np.ones(6, np.int64),
-        time_ms=np.arange(6), actions=np.zeros((6, 64), np.float32),
-        dwell_s=np.zeros(6, np.float32), surface=np.ones(6, np.int32),
-    )  # fmt: skip
-    got = user_weighted_counts(seq, np.array([2, 6]), np.array([1, 2, 3, 4, 5]))
-    assert got.tolist() == pytest.approx([2.0, 3.0, 1.0, 1.0, 1.0])

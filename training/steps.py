@@ -84,9 +84,6 @@ class TrainConfig:
     # Batches: "example" (uniform over examples, so heavy users dominate) or "user" (upstream's
     # per-user average: each batch row a different user drawn uniformly, then one of its examples).
     sample_by: str = "example"
-    # Retrieval with sample_by "user": log-Q counts weighted as the batches draw positives (each
-    # user's items 1 / n_user) instead of raw counts.
-    user_logq: bool = False
 
     def unused_tables(self) -> tuple[str, ...]:
         """Ranker tables the training never reads (exported as zeros)."""
@@ -274,7 +271,8 @@ def train_ranker(
         return {"valid_loss": loss, "heads": heads}
 
     state, losses, records = _fit(loss_fn, init_state(cfg, tc), get, len(examples["labels"]), tc,
-                                  progress, metrics if valid else None, log)  # fmt: skip
+                                  progress, metrics if valid else None, log,
+                                  examples.get("user_row"))  # fmt: skip
     return (*_export(state, losses, zeroed=tc.unused_tables()), records)
 
 

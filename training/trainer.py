@@ -49,13 +49,15 @@ def default_train_config(model_type: ModelType | str, imported: bool = False) ->
     post ids dropped, tables exported as zeros): on a world where ~40 % of held-out posts are
     new and each user has ~90 training items, id embeddings only memorise. Imported logs (one
     catalogue author, items seen by many users, no non-engaged impressions): ids kept, any
-    engagement is a positive, the ranker gets sampled negatives."""
+    engagement is a positive, retrieval batches draw users uniformly (upstream's per-user loss
+    average; heavy users would dominate otherwise), the ranker gets sampled negatives (and,
+    with a retrieval model, negatives from its top candidates)."""
     if imported:
         if ModelType(model_type) is ModelType.RANKER:
             return TrainConfig(steps=1500, post_dropout=0.1, history_post_dropout=0.1,
                                user_dropout=0.1, sampled_negatives=16, positives="any")  # fmt: skip
         return TrainConfig(steps=1500, batch_size=128, post_dropout=0.0, logq_weight=1.0,
-                           positives="any")  # fmt: skip
+                           positives="any", sample_by="user")  # fmt: skip
     if ModelType(model_type) is ModelType.RANKER:
         return TrainConfig(steps=4500, post_dropout=1.0, history_post_dropout=1.0,
                            user_dropout=1.0)  # fmt: skip
@@ -122,18 +124,6 @@ def training_catalogue(seq: Sequences, split: np.ndarray) -> tuple[np.ndarray, .
         train[int(seq.offsets[u]) : int(split[u])] = True
     cat_id, first, counts = np.unique(seq.post_id[train], return_index=True, return_counts=True)
     return cat_id, seq.author_id[train][first], counts
-
-
-def user_weighted_counts(seq: Sequences, split: np.ndarray, cat_id: np.ndarray) -> np.ndarray:
-    """[I] how often each catalogue post is a positive when batches draw users uniformly: each
-    user's training items count 1 / n_user, scaled so the smallest count is 1 (the log-Q
-    counts for `sample_by="user"`; the loss clamps counts below 1)."""
-    out = np.zeros(len(cat_id), np.float64)
-    for u in range(len(seq.user_ids)):
-        items = seq.post_id[int(seq.offsets[u]) : int(split[u])]
-        if len(items):
-            np.add.at(out, np.searchsorted(cat_id, items), 1.0 / len(items))
-    return out / out[out > 0].min() if (out > 0).any() else out
 
 
 def retrieval_pool(
@@ -239,6 +229,7 @@ def ranker_examples(
             "candidate_product_surface": surface,
             "labels": labels,
             "weights": weights,
+            "user_row": np.int32(u),
         })  # fmt: skip
     if not rows:
         raise ValueError("no user has enough training items for a ranker example")
@@ -290,8 +281,6 @@ def retrieval_examples(
     h, nh = cfg.hash, tc.hard_negatives
     pos_item, neg_item = item_labels(seq, tc.positives)
     cat_id, cat_author, counts = training_catalogue(seq, split)
-    if tc.sample_by == "user" and tc.user_logq:  # positives are drawn per user, not per item
-        counts = user_weighted_counts(seq, split, cat_id)
     count_of = dict(zip(cat_id.tolist(), counts.tolist(), strict=True))
     rows_of = {int(p): i for i, p in enumerate(cat_id if catalogue is None else catalogue)}
     rows = []

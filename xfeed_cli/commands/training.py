@@ -55,6 +55,14 @@ def train(
         ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(min=2, max=4096, help="Batch size.")] = None,
+    sample_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Batches: example (uniform over examples) or user (each row a different user "
+            "drawn uniformly, as upstream averages the loss per user; default for imported "
+            "worlds' retrieval)."
+        ),
+    ] = None,
     history: Annotated[
         int | None, typer.Option(min=1, max=4096, help="History length (default: the preset's).")
     ] = None,
@@ -123,6 +131,8 @@ def train(
     use_device(device)
     if holdout not in trainer.HOLDOUTS:
         raise InputError(f"--holdout must be one of {', '.join(trainer.HOLDOUTS)}, not {holdout!r}")
+    if sample_by not in (None, "example", "user"):
+        raise InputError(f"--sample-by must be example or user, not {sample_by!r}")
     if positives not in (None, "favorite", "any"):
         raise InputError(f"--positives must be favorite or any, not {positives!r}")
     imported = bool(tables.read_world_json(world).get("imported"))
@@ -137,8 +147,8 @@ def train(
         base = trainer.default_train_config(model, imported).sampled_negatives
         sampled_negatives = max(base - retrieval_negatives, 0)
     given = {"steps": steps, "batch_size": batch_size, "positives": positives,
-             "sampled_negatives": sampled_negatives, "retrieval_negatives": retrieval_negatives,
-             "ranker_logq": ranker_logq}  # fmt: skip
+             "sample_by": sample_by, "sampled_negatives": sampled_negatives,
+             "retrieval_negatives": retrieval_negatives, "ranker_logq": ranker_logq}  # fmt: skip
     tc = dataclasses.replace(trainer.default_train_config(model, imported), seed=seed,
                              holdout=holdout, valid_fraction=valid, patience=patience,
                              eval_every=eval_every,
