@@ -1,9 +1,13 @@
 """`xfeed bench population`: the whole population run (`rank --users … --out DIR`) on a world,
-users/s, per-stage time per user, and the floor beside it: the Phoenix FLOPs per user ÷ the
-measured matmul rate, plus the Thunder fetch and retrieval time per user."""
+users/s, per-stage time per user, peak RSS, and the floor beside it: the Phoenix FLOPs per user
+÷ the measured matmul rate, plus the Thunder fetch and retrieval time per user. With
+`engine="ray"` the same users also run on a local Ray (`--engine ray`) and the ratio is
+reported."""
 
 from __future__ import annotations
 
+import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,10 +21,16 @@ from pipeline.params import FeedParams
 from pipeline.query import Resources
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / 2**20
+
+
 def bench_population(users: int | None = None, world: Path | None = None,
-                     checkpoint: str | None = None) -> Report:  # fmt: skip
-    """Rank `users` users (default: all) of `world` (default: bundled) into a temporary
-    dataset; report users/s and the floor."""
+                     checkpoint: str | None = None, engine: str = "local") -> Report:  # fmt: skip
+    """Rank `users` users (default: all) of `world` (default: bundled) with `checkpoint`
+    (default: bundled) into a temporary dataset; report users/s, peak RSS and the floor."""
     b = feed.BUNDLED
     world_s = str(world or b.world)
     snap = Path(world_s) / "thunder"
@@ -35,33 +45,59 @@ def bench_population(users: int | None = None, world: Path | None = None,
     warm_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         logger.info("population: ranking %d users", len(ids))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         manifest = pop.run_population(ids, spec, Path(tmp) / "feeds")
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     rate = len(ids) / elapsed
     stage_ms = {k: v / len(ids) for k, v in manifest["time"]["stage_ms"].items()}
     floor = _floor(spec, ids, stage_ms)
     report = Report("population")
-    report.info = {**device_info(), "world": world_s, "users": len(ids),
-                   "batch_users": pop.BATCH_USERS, "part_users": pop.PART_USERS}  # fmt: skip
+    report.info = {**device_info(), "world": world_s, "checkpoint": res.checkpoint,
+                   "users": len(ids), "batch_users": pop.BATCH_USERS,
+                   "part_users": pop.PART_USERS}  # fmt: skip
     report.rows = [
         Row("warm-up (first batch: loads, compiles)", Timing((warm_s * 1e3,))),
         Row("whole run (rank --users … --out DIR)", Timing((elapsed * 1e3,)), rate, "users/s",
-            {"served_rows": manifest["counts"]["served_rows"]}),
+            {"served_rows": manifest["counts"]["served_rows"],
+             "cpu_ms_per_user": round(cpu / len(ids) * 1e3, 2)}),
     ]  # fmt: skip
     for stage, ms in sorted(stage_ms.items(), key=lambda kv: -kv[1]):
         if stage != "total":
             report.rows.append(Row(f"  {stage} per user", Timing((ms,))))
     per_user_ms = 1e3 / rate
-    ratio_to_floor = round(per_user_ms / floor["floor_ms_per_user"], 1)
     report.summary = {"users_per_s": round(rate, 1), "ms_per_user": round(per_user_ms, 2),
-                      **floor, "ratio_to_floor": ratio_to_floor}  # fmt: skip
+                      "cpu_ms_per_user": round(cpu / len(ids) * 1e3, 2), **floor,
+                      "ratio_to_floor": round(per_user_ms / floor["floor_ms_per_user"], 1),
+                      "ratio_to_phoenix_floor": round(
+                          per_user_ms / floor["phoenix_floor_ms_per_user"], 1),
+                      "peak_rss_mb": round(peak_rss_mb(), 1)}  # fmt: skip
+    if engine == "ray":
+        _ray(report, ids, spec, rate)
     report.notes = [
         "floor = Phoenix FLOPs per user (XLA count of the cached call at the user's candidate "
         "bucket) ÷ the measured 2048³ matmul rate, + Thunder fetch and retrieval time per user "
         "(as measured inside this run)",
+        "peak_rss_mb: this process's peak resident set (world, models, the run) after the run",
     ]
     return report
+
+
+def _ray(report: Report, ids: np.ndarray, spec: pop.RunSpec, local_rate: float) -> None:
+    """The same users on a local Ray (actors load the world and models inside the timed run,
+    as `rank --engine ray` does); users/s and the ratio to the local engine."""
+    from pipeline.ray_engine import run_population_ray  # noqa: PLC0415 (Ray is an extra)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        logger.info("population: ranking %d users on a local Ray", len(ids))
+        t0 = time.perf_counter()
+        run_population_ray(ids, spec, Path(tmp) / "feeds")
+        elapsed = time.perf_counter() - t0
+    rate = len(ids) / elapsed
+    report.rows.append(Row("same users, --engine ray (local Ray, 2 actors × 0.5 CPU; start-up "
+                           "and per-actor loading included)", Timing((elapsed * 1e3,)), rate,
+                           "users/s"))  # fmt: skip
+    report.summary["ray_users_per_s"] = round(rate, 1)
+    report.summary["ray_to_local_ratio"] = round(rate / local_rate, 2)
 
 
 def _floor(spec: pop.RunSpec, ids: np.ndarray, stage_ms: dict[str, float]) -> dict[str, float]:
@@ -79,6 +115,6 @@ def _floor(spec: pop.RunSpec, ids: np.ndarray, stage_ms: dict[str, float]) -> di
         "phoenix_gflop_per_user": round(flops / 1e9, 4),
         "matmul_gflops": round(rate, 1),
         "phoenix_floor_ms_per_user": round(phoenix_ms, 3),
-        "thunder_ms_per_user": round(stage_ms.get("source", 0.0), 3),
+        "sources_ms_per_user": round(stage_ms.get("source", 0.0), 3),  # Thunder + retrieval
         "floor_ms_per_user": round(phoenix_ms + stage_ms.get("source", 0.0), 3),
     }

@@ -13,7 +13,8 @@ class OONRetweetReplyFilter(BaseFilter):
         retweet = cands.get("source_post_id") != 0
         reply = (cands.get("in_reply_to_post_id") != 0) | (cands.get("in_reply_to_user_id") != 0)
         oon = ~cands.get("in_network").astype(bool) & ~cands.null("in_network")
-        no_anc = np.fromiter((not a for a in cands.get("ancestors")), bool, len(cands))
+        anc = cands.get("ancestors")
+        no_anc = np.fromiter(map(len, anc), np.int64, len(anc)) == 0
         oon_hit = oon & (retweet | reply)
 
         def why(rows: np.ndarray) -> list[str]:

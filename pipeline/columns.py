@@ -53,6 +53,25 @@ def object_array(values: Sequence) -> np.ndarray:
     return out
 
 
+def nonzero_tuples(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[N] object array: per row the tuple of the non-zero values of (a[i], b[i]), in that
+    order (e.g. a candidate's ancestors: parent, root). Built without a Python loop per row."""
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    out = np.empty(len(a), object)
+    out.fill(())
+    for mask, cols in (((a != 0) & (b != 0), (a, b)), ((a != 0) & (b == 0), (a,)),
+                       ((a == 0) & (b != 0), (b,))):  # fmt: skip
+        k = int(mask.sum())
+        if k:
+            out[mask] = np.fromiter(zip(*(c[mask].tolist() for c in cols), strict=True), object, k)
+    return out
+
+
+def tuple_lengths(values: np.ndarray) -> np.ndarray:
+    """[N] int64 lengths of an object column of tuples."""
+    return np.fromiter(map(len, values), np.int64, len(values))
+
+
 class _Lazy(Mapping):
     """A read-only view of a Cands' columns (or nulls): each gathered on first access."""
 
@@ -301,6 +320,9 @@ def column_values(name: str, value: Any, n: int) -> tuple[np.ndarray, np.ndarray
         values = np.asarray(value.filled(0 if dtype is not object else None))
     elif isinstance(value, np.ndarray) and value.dtype != object:
         values, mask = value, np.zeros(len(value), bool)
+    elif isinstance(value, np.ndarray) and dtype is object and value.ndim == 1:
+        values = value
+        mask = np.equal(value, None) if nullable else np.zeros(len(value), bool)
     else:
         seq = list(value)
         mask = np.fromiter((v is None for v in seq), bool, len(seq))

@@ -139,7 +139,7 @@ class BatchResult(Generic[Q]):
 
     queries: list[Q]
     retrieved: Cands = dataclasses.field(default_factory=_empty)
-    removed: Cands = dataclasses.field(default_factory=_empty)
+    removed_parts: list[Cands] = dataclasses.field(default_factory=list)  # in removal order
     removed_info: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     scored: Cands = dataclasses.field(default_factory=_empty)
     selected: Cands = dataclasses.field(default_factory=_empty)
@@ -147,6 +147,13 @@ class BatchResult(Generic[Q]):
     timings_ms: dict[str, float] = dataclasses.field(default_factory=dict)
     errors: list[str] = dataclasses.field(default_factory=list)
     counts: list[dict[str, int]] = dataclasses.field(default_factory=list)
+
+    @property
+    def removed(self) -> Cands:
+        """Every removed row, in removal order (the parts concatenated once, on first read)."""
+        if len(self.removed_parts) != 1:
+            self.removed_parts = [Cands.concat(self.removed_parts)]
+        return self.removed_parts[0]
 
     def request(self, i: int) -> PipelineResult:
         """Request i as candidate objects."""
@@ -312,7 +319,7 @@ class CandidatePipeline(Generic[Q]):
                 kept, removed = rows[kept], rows[removed]
                 kept = _merge_kept(cands.req, kept, ~on[cands.req])
             gone = cands.take(removed)
-            result.removed = Cands.concat([result.removed, gone])
+            result.removed_parts.append(gone)
             result.removed_info += [(stage, f.name, why) for why in res.reasons]
             self._count(result, f"{stage}:{f.name}", gone.req)
             cands = cands.take(kept)

@@ -7,6 +7,7 @@ only those filled; the runner merges them. Data comes from the world's tables.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from filters.base import member, per_row
 from phoenix.actions import ActionName as A
-from pipeline.columns import Cands, object_array
+from pipeline.columns import Cands, nonzero_tuples, object_array, tuple_lengths
 from pipeline.framework import StageDefaults
 from pipeline.query import FeedQuery
 
@@ -75,20 +76,16 @@ class CoreDataHydrator(StageDefaults):
         out["author_id"] = np.where(known & (authors == 0), p["author_id"][safe], authors)
         # the root's author, for candidates whose ancestors are (parent, root)
         anc = cands.get("ancestors")
-        roots = np.fromiter((a[1] if len(a) == 2 else 0 for a in anc), np.int64, len(anc))
+        two = tuple_lengths(anc) == 2
+        roots = np.zeros(len(anc), np.int64)
+        roots[two] = np.fromiter(map(operator.itemgetter(1), anc[two]), np.int64, int(two.sum()))
         root_rows = self.world.post_rows(roots)
         root_users = np.where(root_rows >= 0, p["author_id"][np.maximum(root_rows, 0)], 0)
         text = self.world.text_array()[safe]  # [N] object
         text[~known] = ""
         out["text"] = text
-        parents = out["in_reply_to_user_id"].tolist()
-        users = [
-            tuple(x for x in pair if x) for pair in zip(parents, root_users.tolist(), strict=True)
-        ]
-        old = cands.get("ancestor_users")
-        out["ancestor_users"] = object_array(
-            [u if k else o for u, k, o in zip(users, known.tolist(), old, strict=True)]
-        )
+        users = nonzero_tuples(out["in_reply_to_user_id"], root_users)  # [N] object
+        out["ancestor_users"] = np.where(known, users, cands.get("ancestor_users"))
         out["core_hydrated"] = known
         return out
 

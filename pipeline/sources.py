@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from checkpoints.corpus import Corpus
-from pipeline.columns import Cands, object_array
+from pipeline.columns import Cands, nonzero_tuples, object_array
 from pipeline.framework import StageDefaults
 from pipeline.hydrators import SNOWFLAKE_EPOCH_MS
 from pipeline.query import FeedQuery
@@ -77,13 +77,11 @@ class ThunderSource(StageDefaults):
             else {k: np.zeros(0, np.int64) for k in _THUNDER_INT}
         )
         reply_to, conv = col["in_reply_to_post_id"], col["conversation_id"]
-        root = np.where(conv != reply_to, conv, 0)
-        ancestors = [tuple(x for x in pair if x)
-                     for pair in zip(reply_to.tolist(), root.tolist(), strict=True)]  # fmt: skip
+        ancestors = nonzero_tuples(reply_to, np.where(conv != reply_to, conv, 0))  # parent, root
         has_video = np.asarray(p["has_video"][rows], bool) if reqs.size else np.zeros(0, bool)
         return Cands(req).with_columns({
             **col, "source": object_array(["thunder"] * len(rows)),
-            "ancestors": object_array(ancestors), "has_video": has_video,
+            "ancestors": ancestors, "has_video": has_video,
         })  # fmt: skip
 
 

@@ -89,8 +89,18 @@ class WorldData:
         return _rows(self.user_ids, user_ids)
 
     def post_rows(self, post_ids: np.ndarray) -> np.ndarray:
-        """Row of each post id, −1 when the world has no such post."""
-        return _rows(self.posts["post_id"], post_ids)
+        """Row of each post id, −1 when the world has no such post. The rows of the last few
+        arrays asked for are remembered by identity (the hydrators of a batch ask for the same
+        candidates' column; id arrays are never modified in place)."""
+        memo = self.__dict__.setdefault("_post_rows_memo", [])
+        for arr, rows in memo:
+            if arr is post_ids:
+                return rows
+        rows = _rows(self.posts["post_id"], post_ids)
+        if isinstance(post_ids, np.ndarray):
+            memo.insert(0, (post_ids, rows))
+            del memo[4:]
+        return rows
 
     def out_edges(self, user_id: int, kind: str, until_ms: int | None = None) -> np.ndarray:
         """dst ids of a user's edges of one kind, oldest first; with `until_ms`, only edges

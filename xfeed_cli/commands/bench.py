@@ -66,7 +66,20 @@ def bench(
     corpus_size: Annotated[int, typer.Option(min=1, help="Retrieval: corpus rows.")] = 1_000_000,
     events: Annotated[int, typer.Option(min=1000, help="Thunder: log events.")] = 10_000_000,
     posts: Annotated[int, typer.Option(min=1000, help="e2e: world posts.")] = 1_000_000,
-    world: Annotated[Path | None, typer.Option(help="e2e: use this world instead.")] = None,
+    world: Annotated[
+        Path | None, typer.Option(help="e2e, population: use this world instead.")
+    ] = None,
+    users: Annotated[
+        int | None, typer.Option(min=1, help="population: rank the first N users (default all).")
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="population: this checkpoint (e.g. `xfeed ckpt fake --preset mini`)."),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(help="population: local, or ray (local and a local Ray, and their ratio)."),
+    ] = "local",
     vocab: Annotated[int, typer.Option(min=2, help="load: rows per table.")] = 1_000_000,
     workdir: Annotated[
         Path | None,
@@ -94,6 +107,8 @@ def bench(
     targets = [t for t in Target if t not in skip] if what is Target.ALL else [what]
     if repeat is None:
         repeat = (2 if quick else 5) if what is Target.STARTUP else 20
+    if engine not in ("local", "ray"):
+        raise InputError(f"--engine {engine!r}: expected local or ray")
     if plot is not None and Target.RANKING not in targets:
         raise InputError("--plot draws the ranking benchmark: use `xfeed bench ranking --plot`")
     if plot is not None:
@@ -110,8 +125,13 @@ def bench(
 
     with jax.default_device(dev):
         for t in targets:
-            reports.append(_run(t, dev, repeat, quick, candidates, corpus_size, events, posts,
-                                world, vocab, workdir, plot is not None))  # fmt: skip
+            if t is Target.POPULATION:
+                reports.append(population.bench_population(
+                    256 if quick and users is None else users, world,
+                    str(checkpoint) if checkpoint else None, engine))  # fmt: skip
+            else:
+                reports.append(_run(t, dev, repeat, quick, candidates, corpus_size, events,
+                                    posts, world, vocab, workdir, plot is not None))  # fmt: skip
             if not as_json:
                 render(reports[-1])
     if plot is not None:
@@ -144,8 +164,6 @@ def _run(t: Target, dev, repeat, quick, candidates, corpus_size, events, posts, 
 
         w = Path(BUNDLED.world) if quick and world is None else world
         return e2e.bench_e2e(repeat, posts, w, workdir=workdir)
-    if t is Target.POPULATION:
-        return population.bench_population(256 if quick else None, world)
     if t is Target.AUDIT:
         return audit_bench.bench_audit(100_000 if quick else 1_000_000, workdir,
                                        repeat=1 if quick else min(repeat, 3))  # fmt: skip
