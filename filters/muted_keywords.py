@@ -9,6 +9,7 @@ that hashtag (mention).
 from __future__ import annotations
 
 import functools
+import operator
 import re
 import unicodedata
 
@@ -67,7 +68,7 @@ class MutedKeywordFilter(BaseFilter):
 
     def filter(self, queries, cands) -> FilterResult:
         texts = cands.get("text")
-        hits: list[str | None] = [None] * len(cands)
+        hits: dict[int, str] = {}  # row -> the muted keyword it matches
         req = cands.req
         order = np.argsort(req, kind="stable")
         reqs, starts = np.unique(req[order], return_index=True)
@@ -77,11 +78,18 @@ class MutedKeywordFilter(BaseFilter):
             keywords = [(k, kw) for k, kw in keywords if kw]
 
             firsts = {kw[0][1] for _, kw in keywords}
-            for i in order[bounds[j] : bounds[j + 1]].tolist():
-                toks, words = _text_tokens(texts[i] or "")
-                if firsts.isdisjoint(words):  # a cheap pre-check before the sequence match
-                    continue
-                hits[i] = next((k for k, kw in keywords if kw[0][1] in words
-                                and _contains(kw, toks)), None)  # fmt: skip
-        remove = np.array([h is not None for h in hits], bool)
+            rows = order[bounds[j] : bounds[j + 1]]
+            tokenized = list(map(_text_tokens, [t or "" for t in texts[rows].tolist()]))
+            # a cheap pre-check (a keyword's first word among the text's words) before the
+            # sequence match, over the request's rows at C speed
+            clear = np.fromiter(map(firsts.isdisjoint, map(operator.itemgetter(1), tokenized)),
+                                bool, len(rows))  # fmt: skip
+            for k in np.flatnonzero(~clear).tolist():
+                toks, words = tokenized[k]
+                hit = next((kw_text for kw_text, kw in keywords
+                            if kw[0][1] in words and _contains(kw, toks)), None)  # fmt: skip
+                if hit is not None:
+                    hits[int(rows[k])] = hit
+        remove = np.zeros(len(cands), bool)
+        remove[list(hits)] = True
         return self.partition(remove, lambda rows: [f"muted keyword {hits[i]!r}" for i in rows])
