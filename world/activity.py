@@ -1,22 +1,124 @@
-"""A world's engagements and impressions in memory, indexed for per-request lookups.
+"""A world's engagements and impressions, indexed for per-request lookups.
 
 The feed asks three things of these tables on every request: the viewer's engagement sequence up
 to now, the viewer's impressions (seen / served) up to now, and each candidate's engagement
 counts up to now. Reading the Parquet files with a filter per request costs tens of milliseconds
 on a large world; here each table is read once, sorted, and sliced with binary search.
+
+A large table (more than `MAX_LOADED_ROWS` rows) whose row groups are ordered by user (as
+`xfeed data synth` and `world import` write them) is not loaded whole: a user's rows are read
+with their row group(s), the last few row groups are kept, and the per-post counts are summed
+over the row groups one at a time, so memory stays bounded whatever the number of users
+(a population run visits users in ascending order, so each row group is read once).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from world.sequences import ENGAGEMENT_COLUMNS, Sequences, engagement_columns, group_items
-from world.tables import read_table
+from world.tables import read_table, table_file
+
+MAX_LOADED_ROWS = 4_000_000  # larger tables ordered by user are read a row group at a time
+CACHED_GROUPS = 4  # row groups kept per table
+IMPRESSION_COLUMNS = ("user_id", "post_id", "kind", "event_ms")
+
+
+def _impression_columns(imp: pa.Table) -> dict[str, np.ndarray]:
+    return {
+        "user_id": imp.column("user_id").to_numpy().astype(np.int64),
+        "post_id": imp.column("post_id").to_numpy().astype(np.int64),
+        "event_ms": imp.column("event_ms").to_numpy().astype(np.int64),
+        "seen": pc.equal(imp.column("kind"), "seen").to_numpy(zero_copy_only=False),
+        "served": pc.equal(imp.column("kind"), "served").to_numpy(zero_copy_only=False),
+    }
+
+
+class _UserRows:
+    """One table's rows by user: all in memory (sorted by user, then time), or, for a large
+    table whose row groups are ordered by user, the row group(s) of the asked user."""
+
+    def __init__(self, world: Path | str, name: str, columns: tuple[str, ...], convert):
+        self.world, self.name, self.columns, self.convert = world, name, columns, convert
+        self._lock = threading.Lock()
+        self.path = table_file(world, name, list(columns))  # checked: file, columns, types
+        meta = pq.ParquetFile(self.path).metadata
+        self.bounds = _user_bounds(meta) if meta.num_rows > MAX_LOADED_ROWS else None
+        self._groups: OrderedDict[tuple[int, ...], dict[str, np.ndarray]] = OrderedDict()
+        self._all = None if self.bounds is not None else self._sorted(
+            convert(read_table(world, name, list(columns))))  # fmt: skip
+
+    @property
+    def streamed(self) -> bool:
+        return self.bounds is not None
+
+    @staticmethod
+    def _sorted(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        order = np.lexsort((cols["event_ms"], cols["user_id"]))
+        return {k: v[order] for k, v in cols.items()}
+
+    def of_user(self, user_id: int) -> dict[str, np.ndarray]:
+        """The user's rows, by time."""
+        cols = self._all if self._all is not None else self._load(user_id)
+        users = cols["user_id"]
+        sl = slice(int(np.searchsorted(users, user_id)),
+                   int(np.searchsorted(users, user_id, side="right")))  # fmt: skip
+        return {k: v[sl] for k, v in cols.items()}
+
+    def _load(self, user_id: int) -> dict[str, np.ndarray]:
+        lo, hi = self.bounds
+        groups = tuple(np.flatnonzero((lo <= user_id) & (hi >= user_id)).tolist())
+        with self._lock:
+            got = self._groups.get(groups)
+            if got is not None:
+                self._groups.move_to_end(groups)
+                return got
+        f = pq.ParquetFile(self.path)
+        table = f.read_row_groups(list(groups), columns=list(self.columns)) if groups else None
+        got = self._sorted(self.convert(table)) if table is not None else self._empty()
+        with self._lock:
+            self._groups[groups] = got
+            while len(self._groups) > CACHED_GROUPS:
+                self._groups.popitem(last=False)
+        return got
+
+    def _empty(self) -> dict[str, np.ndarray]:
+        f = pq.ParquetFile(self.path)
+        return self.convert(f.schema_arrow.empty_table().select(list(self.columns)))
+
+    def chunks(self):
+        """Every row, a row group at a time (all at once when loaded)."""
+        if self._all is not None:
+            yield self._all
+            return
+        f = pq.ParquetFile(self.path)
+        for g in range(f.metadata.num_row_groups):
+            yield self.convert(f.read_row_group(g, columns=list(self.columns)))
+
+
+def _user_bounds(meta: pq.FileMetaData) -> tuple[np.ndarray, np.ndarray] | None:
+    """(min, max) user id of each row group when the row groups are ordered by user (each
+    group's min ≥ the previous group's max); None otherwise (the table is then loaded)."""
+    col = meta.schema.to_arrow_schema().get_field_index("user_id")
+    lo, hi = [], []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(col).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        lo.append(int(stats.min))
+        hi.append(int(stats.max))
+    lo_a, hi_a = np.array(lo, np.int64), np.array(hi, np.int64)
+    if len(lo_a) < 2 or (lo_a[1:] < hi_a[:-1]).any():
+        return None
+    return lo_a, hi_a
 
 
 class Activity:
@@ -28,48 +130,30 @@ class Activity:
 
     def __init__(self, world: Path | str, post_rows: Callable[[np.ndarray], np.ndarray],
                  num_posts: int):  # fmt: skip
-        eng = engagement_columns(read_table(world, "engagements", list(ENGAGEMENT_COLUMNS)))
-        by_user = np.lexsort((eng["event_ms"], eng["user_id"]))
-        self._eng = {k: v[by_user] for k, v in eng.items()}  # by (user, time)
-        by_time = np.argsort(eng["event_ms"], kind="stable")
-        self._eng_time = eng["event_ms"][by_time]  # [E] ascending
-        self._eng_row = post_rows(eng["post_id"][by_time])  # [E]
-        self._eng_action = eng["action"][by_time]  # [E]
-
-        imp = read_table(world, "impressions", ["user_id", "post_id", "kind", "event_ms"])
-        user = imp.column("user_id").to_numpy().astype(np.int64)
-        ms = imp.column("event_ms").to_numpy().astype(np.int64)
-        seen = pc.equal(imp.column("kind"), "seen").to_numpy(zero_copy_only=False)
-        served = pc.equal(imp.column("kind"), "served").to_numpy(zero_copy_only=False)
-        post = imp.column("post_id").to_numpy().astype(np.int64)
-        order = np.lexsort((ms, user))
-        self._imp = {"user_id": user[order], "post_id": post[order], "event_ms": ms[order],
-                     "seen": seen[order], "served": served[order]}  # fmt: skip
-        by_time = np.argsort(ms, kind="stable")
-        self._imp_time = ms[by_time]  # [I] ascending
-        self._imp_row = post_rows(post[by_time])  # [I]
-
+        self._eng = _UserRows(world, "engagements", ENGAGEMENT_COLUMNS, engagement_columns)
+        self._imp = _UserRows(world, "impressions", IMPRESSION_COLUMNS, _impression_columns)
+        self._post_rows = post_rows
         self._num_posts = num_posts
         self._counts: dict[int, dict[str, np.ndarray]] = {}
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _user_slice(users: np.ndarray, user_id: int) -> slice:
-        return slice(int(np.searchsorted(users, user_id)),
-                     int(np.searchsorted(users, user_id, side="right")))  # fmt: skip
+    @property
+    def streamed(self) -> bool:
+        """True when a table is read a row group at a time (a large world)."""
+        return self._eng.streamed or self._imp.streamed
 
     def user_sequence(self, user_id: int, until_ms: int, num_actions: int) -> Sequences:
         """The user's engagement items from events at or before `until_ms` (as load_sequences)."""
-        sl = self._user_slice(self._eng["user_id"], user_id)
-        keep = self._eng["event_ms"][sl] <= until_ms
-        return group_items({k: v[sl][keep] for k, v in self._eng.items()}, num_actions)
+        rows = self._eng.of_user(user_id)
+        keep = rows["event_ms"] <= until_ms
+        return group_items({k: v[keep] for k, v in rows.items()}, num_actions)
 
     def user_impressions(self, user_id: int, until_ms: int) -> dict[str, np.ndarray]:
         """The user's impressions at or before `until_ms`, oldest first: post_id, event_ms, and
         the seen / served flags."""
-        sl = self._user_slice(self._imp["user_id"], user_id)
-        stop = sl.start + int(np.searchsorted(self._imp["event_ms"][sl], until_ms, side="right"))
-        return {k: v[sl.start : stop] for k, v in self._imp.items() if k != "user_id"}
+        rows = self._imp.of_user(user_id)
+        stop = int(np.searchsorted(rows["event_ms"], until_ms, side="right"))
+        return {k: v[:stop] for k, v in rows.items() if k != "user_id"}
 
     def counts(self, now_ms: int, actions: dict[str, int]) -> dict[str, np.ndarray]:
         """Per post row: the number of events of each named action at or before `now_ms`, and
@@ -79,16 +163,16 @@ class Activity:
             hit = self._counts.get(key)
         if hit is not None and actions.keys() <= hit.keys():
             return hit
-        m = int(np.searchsorted(self._eng_time, now_ms, side="right"))
-        rows, action = self._eng_row[:m], self._eng_action[:m]
-        known = rows >= 0
-        out = {
-            name: np.bincount(rows[known & (action == a)], minlength=self._num_posts)
-            for name, a in actions.items()
-        }
-        m = int(np.searchsorted(self._imp_time, now_ms, side="right"))
-        rows = self._imp_row[:m]
-        out["views"] = np.bincount(rows[rows >= 0], minlength=self._num_posts)
+        out = {name: np.zeros(self._num_posts, np.int64) for name in [*actions, "views"]}
+        for c in self._eng.chunks():
+            upto = c["event_ms"] <= now_ms
+            rows, action = self._post_rows(c["post_id"][upto]), c["action"][upto]
+            known = rows >= 0
+            for name, a in actions.items():
+                out[name] += np.bincount(rows[known & (action == a)], minlength=self._num_posts)
+        for c in self._imp.chunks():
+            rows = self._post_rows(c["post_id"][c["event_ms"] <= now_ms])
+            out["views"] += np.bincount(rows[rows >= 0], minlength=self._num_posts)
         with self._lock:
             if len(self._counts) >= 4:
                 self._counts.pop(next(iter(self._counts)))

@@ -64,6 +64,16 @@ def read_table(
 ) -> pa.Table:
     """Only `columns` (all when None) of a world table, after checking they exist and have the
     contract's kind of type (world.schema); errors name the file and the column."""
+    path = table_file(world, name, columns)
+    try:
+        return pq.read_table(path, columns=columns, filters=filters)
+    except (pa.ArrowException, OSError, KeyError) as exc:
+        raise WorldError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
+
+
+def table_file(world: Path | str, name: str, columns: list[str] | None = None) -> Path:
+    """The path of a world table, after checking it is a Parquet file whose `columns` exist
+    with the contract's kind of type (errors name the file and the column)."""
     path = Path(world) / f"{name}.parquet"
     if not path.exists():
         raise WorldError(f"{path}: table not found")
@@ -75,10 +85,7 @@ def read_table(
     except (pa.ArrowException, OSError) as exc:
         raise WorldError(f"{path}: not a Parquet file ({str(exc).splitlines()[0]})") from None
     _check_columns(path, name, schema, columns)
-    try:
-        return pq.read_table(path, columns=columns, filters=filters)
-    except (pa.ArrowException, OSError, KeyError) as exc:
-        raise WorldError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
+    return path
 
 
 def _check_columns(path: Path, name: str, schema: pa.Schema, columns: list[str] | None) -> None:
