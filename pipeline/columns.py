@@ -41,7 +41,7 @@ NAMES = (*FIELDS, "probs")  # PostCandidate field order, probs last of the score
 def _fill(dtype, default, n: int) -> np.ndarray:
     if dtype is object:
         out = np.empty(n, object)
-        out[:] = [default] * n
+        out.fill(default)
         return out
     return np.full(n, 0 if default is None else default, dtype)
 
@@ -234,7 +234,8 @@ class Cands:
 
     @staticmethod
     def concat(parts: Sequence[Cands]) -> Cands:
-        """Rows of all parts, in order (columns a part lacks take their defaults)."""
+        """Rows of all parts, in order (columns a part lacks take their defaults). A column
+        every part takes from the same array stays lazy (its row indices are concatenated)."""
         parts = [p for p in parts if len(p)] or list(parts[:1])
         if not parts:
             return Cands(np.zeros(0, np.int64))
@@ -242,9 +243,26 @@ class Cands:
             return parts[0]
         names = [n for n in NAMES if any(p.has(n) for p in parts)]
         heads = tuple(dict.fromkeys(h for p in parts for h in p.heads))
-        cols, nulls = {}, {}
+        out = Cands(np.concatenate([p.req for p in parts]), heads=heads)
+        joined: dict[tuple[int, ...], np.ndarray] = {}  # one concatenation per index tuple
+
+        def shared(entries: list) -> tuple[np.ndarray, np.ndarray] | None:
+            if any(e is None or e[0] is not entries[0][0] for e in entries):
+                return None
+            key = tuple(id(e[1]) for e in entries)
+            idx = joined.get(key)
+            if idx is None:
+                idx = joined[key] = np.concatenate(
+                    [e[1] if e[1] is not None else np.arange(len(e[0])) for e in entries]
+                )
+            return entries[0][0], idx
+
         for name in names:
-            if name == "probs":
+            same_heads = all(p.heads == heads for p in parts)
+            lazy = shared([p._cols.get(name) for p in parts])
+            if lazy is not None and (name != "probs" or same_heads):
+                out._cols[name] = lazy
+            elif name == "probs":
                 mats = []
                 for p in parts:
                     m = np.full((len(p), len(heads)), np.nan)
@@ -253,12 +271,14 @@ class Cands:
                         for j, h in enumerate(p.heads):
                             m[:, heads.index(h)] = pm[:, j]
                     mats.append(m)
-                cols[name] = np.concatenate(mats)
+                out._cols[name] = (np.concatenate(mats), None)
             else:
-                cols[name] = np.concatenate([p.get(name) for p in parts])
+                out._cols[name] = (np.concatenate([p.get(name) for p in parts]), None)
             if name == "probs" or FIELDS[name][1]:
-                nulls[name] = np.concatenate([p.null(name) for p in parts])
-        return Cands(np.concatenate([p.req for p in parts]), cols, nulls, heads)
+                lazy = shared([p._nulls.get(name) for p in parts])
+                out._nulls[name] = lazy if lazy is not None else (
+                    np.concatenate([p.null(name) for p in parts]), None)  # fmt: skip
+        return out
 
     # ---- PostCandidate edges ------------------------------------------------------------
     @staticmethod

@@ -39,6 +39,16 @@ def _world_column(world: WorldData, post_ids: np.ndarray, column: str) -> np.nda
     return np.where(rows >= 0, world.posts[column][np.maximum(rows, 0)], 0)
 
 
+def _original_rows(world: WorldData, post_ids: np.ndarray, source_ids: np.ndarray) -> np.ndarray:
+    """World rows of each candidate's original post: the retweeted post where `source_ids` is
+    set, else the post itself (−1 when unknown). Only the retweets are looked up again."""
+    rows = world.post_rows(post_ids).copy()  # [N]
+    rt = source_ids != 0
+    if rt.any():
+        rows[rt] = world.post_rows(source_ids[rt])
+    return rows
+
+
 def _masked(values: np.ndarray, null: np.ndarray) -> np.ma.MaskedArray:
     return np.ma.array(values, mask=null)
 
@@ -100,7 +110,7 @@ class MediaHydrator(StageDefaults):
     def hydrate(self, queries: Sequence[FeedQuery], cands: Cands) -> dict[str, object]:
         post = cands.get("post_id")
         source = _world_column(self.world, post, "source_post_id")
-        rows = self.world.post_rows(np.where(source != 0, source, post))  # [N]
+        rows = _original_rows(self.world, post, source)  # [N]
         known = rows >= 0
         safe = np.maximum(rows, 0)
         video = self.world.posts["video_duration_ms"][safe]
@@ -181,8 +191,7 @@ class EngagementCountsHydrator(StageDefaults):
     }
 
     def hydrate(self, queries: Sequence[FeedQuery], cands: Cands) -> dict[str, object]:
-        src = cands.get("source_post_id")
-        rows = self.world.post_rows(np.where(src != 0, src, cands.get("post_id")))
+        rows = _original_rows(self.world, cands.get("post_id"), cands.get("source_post_id"))
         known = rows >= 0
         safe = np.maximum(rows, 0)
         now = per_row(queries, cands.req, "now_ms")
