@@ -114,17 +114,52 @@ class Removed:
 
 @dataclasses.dataclass
 class PipelineResult(Generic[Q]):
-    """One request's result as candidate objects (for the table, explain and the JSONL edge)."""
+    """One request's result as candidate objects (for the table, explain and the JSONL edge).
+    Taken from a batch's columns, each list is built on first read (a `rank --user` table
+    reads only the served slots)."""
 
     query: Q
-    retrieved: list[PostCandidate] = dataclasses.field(default_factory=list)  # after hydration
-    removed: list[Removed] = dataclasses.field(default_factory=list)
-    scored: list[PostCandidate] = dataclasses.field(default_factory=list)  # after scoring
-    selected: list[PostCandidate] = dataclasses.field(default_factory=list)
-    non_selected: list[PostCandidate] = dataclasses.field(default_factory=list)
     timings_ms: dict[str, float] = dataclasses.field(default_factory=dict)
     errors: list[str] = dataclasses.field(default_factory=list)  # lenient mode: what failed
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    batch: BatchResult | None = dataclasses.field(default=None, repr=False)
+    index: int = 0  # the request's index in `batch`
+
+    def _part(self, name: str) -> list[PostCandidate]:
+        cache = self.__dict__.setdefault("_lists", {})
+        if name not in cache:
+            if self.batch is None:
+                cache[name] = []
+            elif name == "removed":
+                b, i = self.batch, self.index
+                rows = np.flatnonzero(b.removed.req == i)
+                gone = b.removed.take(rows).to_candidates()
+                cache[name] = [Removed(c, *b.removed_info[r])
+                               for c, r in zip(gone, rows.tolist(), strict=True)]  # fmt: skip
+            else:
+                c = getattr(self.batch, name)
+                cache[name] = c.take(c.req == self.index).to_candidates()
+        return cache[name]
+
+    @property
+    def retrieved(self) -> list[PostCandidate]:  # after hydration
+        return self._part("retrieved")
+
+    @property
+    def removed(self) -> list[Removed]:
+        return self._part("removed")
+
+    @property
+    def scored(self) -> list[PostCandidate]:  # after scoring
+        return self._part("scored")
+
+    @property
+    def selected(self) -> list[PostCandidate]:
+        return self._part("selected")
+
+    @property
+    def non_selected(self) -> list[PostCandidate]:
+        return self._part("non_selected")
 
 
 def _empty() -> Cands:
@@ -156,21 +191,11 @@ class BatchResult(Generic[Q]):
         return self.removed_parts[0]
 
     def request(self, i: int) -> PipelineResult:
-        """Request i as candidate objects."""
-
-        def part(c: Cands) -> list[PostCandidate]:
-            return c.take(c.req == i).to_candidates()
-
-        rows = np.flatnonzero(self.removed.req == i)
-        removed = self.removed.take(rows).to_candidates()
-        return PipelineResult(
-            query=self.queries[i], retrieved=part(self.retrieved),
-            removed=[Removed(c, *self.removed_info[r]) for c, r in
-                     zip(removed, rows.tolist(), strict=True)],
-            scored=part(self.scored), selected=part(self.selected),
-            non_selected=part(self.non_selected), timings_ms=dict(self.timings_ms),
-            errors=list(self.errors), counts=dict(self.counts[i]) if self.counts else {},
-        )  # fmt: skip
+        """Request i as candidate objects (each list built on first read)."""
+        return PipelineResult(query=self.queries[i], timings_ms=dict(self.timings_ms),
+                              errors=list(self.errors),
+                              counts=dict(self.counts[i]) if self.counts else {}, batch=self,
+                              index=i)  # fmt: skip
 
 
 def _enabled(component, queries: Sequence) -> np.ndarray:

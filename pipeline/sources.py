@@ -91,7 +91,9 @@ _THUNDER_INT = (
 )  # fmt: skip
 
 
-USERS_PER_CALL = 64  # users per user-tower call and per retrieval product (fixed shapes)
+# users per user-tower call and per retrieval product (fixed shapes, so a user's scores are the
+# same bits alone or in any batch); small, so a single request does not pay for 63 padding users
+USERS_PER_CALL = 8
 
 
 @dataclasses.dataclass
