@@ -145,6 +145,7 @@ class Ranker:
         cfg = self.config
         out = [np.zeros((len(p), cfg.num_actions), np.float32) for p in post_ids]
         groups: dict[int, list[int]] = {}
+        pending = []
         for i, p in enumerate(post_ids):
             if len(p):
                 groups.setdefault(bucket(len(p), cfg.candidate_seq_len), []).append(i)
@@ -159,9 +160,13 @@ class Ranker:
                 batch = RecsysBatch(*(None if xs[0] is None else np.concatenate(xs)
                                       for xs in zip(*rows, strict=True)))  # fmt: skip
                 emb = embed_batch(batch, self.ckpt.tables, cfg)
-                probs = np.asarray(cached_probs_fn(cfg)(self.params, batch, emb), np.float32)
-                for j, i in enumerate(group):
-                    out[i] = probs[j, : len(post_ids[i])]
+                # dispatched without waiting: the next group's inputs are built while XLA
+                # computes this one
+                pending.append((group, cached_probs_fn(cfg)(self.params, batch, emb)))
+        for group, probs in pending:
+            probs = np.asarray(probs, np.float32)
+            for j, i in enumerate(group):
+                out[i] = probs[j, : len(post_ids[i])]
         return out
 
     def _rank_cached(
@@ -245,6 +250,7 @@ class Retriever:
         cfg = self.config
         out = np.zeros((len(histories), cfg.emb_size), np.float32)
         none = np.zeros(0, np.int64)
+        pending = []
         for start in range(0, len(histories), batch_size):
             part = histories[start : start + batch_size]
             rows = [make_batch(h, cfg, none, none) for h in part]
@@ -252,8 +258,10 @@ class Retriever:
             batch = RecsysBatch(*(None if xs[0] is None else np.concatenate(xs)
                                   for xs in zip(*rows, strict=True)))  # fmt: skip
             emb = embed_batch(batch, self.ckpt.tables, cfg)
-            rep, _ = self._user(self.params, batch, emb)  # [batch_size, D]
-            out[start : start + len(part)] = np.asarray(rep)[: len(part)]
+            rep, _ = self._user(self.params, batch, emb)  # [batch_size, D], not waited for
+            pending.append((start, len(part), rep))
+        for start, n, rep in pending:
+            out[start : start + n] = np.asarray(rep)[:n]
         return finite_output(out, "user tower")
 
     def encode_posts(

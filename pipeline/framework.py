@@ -238,7 +238,7 @@ class CandidatePipeline(Generic[Q]):
         result.timings_ms[key] = result.timings_ms.get(key, 0.0) + (time.perf_counter() - t0) * 1e3
 
     def _parallel(self, fns: list) -> list:
-        if len(fns) <= 1:
+        if len(fns) <= 1 or self.max_workers <= 1:  # in this thread
             return [_call(f) for f in fns]
         return list(_pool(self.max_workers).map(_call, fns))
 

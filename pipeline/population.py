@@ -16,6 +16,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ from world.tables import WorldError, read_world_json
 
 FORMAT = "xfeed-feeds/1"
 PART_USERS = 256  # users per part file
-BATCH_USERS = 64  # users per engine batch (the retrieval block)
+BATCH_USERS = 64  # users per engine batch
+BATCH_THREADS = 2  # engine batches in flight at once (see iter_batches)
 KEEP = ("served", "scored", "all")
 RUN_FILE = "run.json"  # written first: what the parts belong to (checked on --resume)
 MANIFEST = "manifest.json"  # written last: the finished dataset
@@ -292,11 +294,24 @@ def prepare_out(out: Path, identity: dict[str, Any], resume: bool) -> None:
 
 
 def iter_batches(users: np.ndarray, spec: RunSpec) -> Iterator[BatchResult]:
-    """Engine batches of BATCH_USERS users, in order."""
-    for a in range(0, len(users), BATCH_USERS):
+    """Engine batches of BATCH_USERS users, in order. BATCH_THREADS batches are in flight at
+    once: while one batch waits on XLA (the ranker, the user tower) or a large numpy call, both
+    of which release the GIL, another runs its Python; each batch's result depends only on its
+    users, so the output is the same as one at a time."""
+
+    def run(a: int) -> BatchResult:
         queries = [feed.new_query(int(u), spec.resources, spec.params, spec.now_ms, spec.lenient)
                    for u in users[a : a + BATCH_USERS].tolist()]  # fmt: skip
-        yield feed.rank_batch(queries)
+        return feed.rank_batch(queries)
+
+    starts = list(range(0, len(users), BATCH_USERS))
+    if len(starts) <= 1:
+        yield from map(run, starts)
+        return
+    # load the world and models here, before two threads would each load them
+    feed.build_pipeline(feed.new_query(int(users[0]), spec.resources, spec.params, spec.now_ms))
+    with ThreadPoolExecutor(BATCH_THREADS, thread_name_prefix="xfeed-batch") as pool:
+        yield from pool.map(run, starts)  # in order
 
 
 def rank_users(users: np.ndarray, spec: RunSpec) -> tuple[pa.Table, dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,11 +41,15 @@ def thunder_store(snapshot: str | None, world: str, now_ms: int) -> ThunderStore
     """The snapshot (memory-mapped) when it is as of the request time; otherwise a store built
     in memory from the world's post log at the request time (a snapshot of another time would
     serve posts created after the request, or miss posts deleted since)."""
-    if snapshot:
-        store = _snapshot_store(snapshot)
-        if store.as_of_ms == now_ms:
-            return store
-    return _log_store(world, now_ms)
+    with _STORE_LOCK:  # one store object per key, also when batches run in threads
+        if snapshot:
+            store = _snapshot_store(snapshot)
+            if store.as_of_ms == now_ms:
+                return store
+        return _log_store(world, now_ms)
+
+
+_STORE_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass

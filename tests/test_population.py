@@ -131,3 +131,14 @@ def test_bad_population_input_is_one_error_line(argv, needle, runner, tmp_path, 
     assert res.exit_code == 2, res.output
     errors = [x for x in res.stderr.splitlines() if x.startswith("error:")]
     assert len(errors) == 1 and needle in errors[0]
+
+
+def test_batches_in_threads_give_the_same_rows_as_one_at_a_time(monkeypatch):
+    spec = pop.RunSpec(*_spec_parts())
+    users = pop.world_user_ids(spec.resources.world)[:12]
+    monkeypatch.setattr(pop, "BATCH_USERS", 4)  # three batches
+    monkeypatch.setattr(pop, "BATCH_THREADS", 1)
+    one, _ = pop.rank_users(users, spec)
+    monkeypatch.setattr(pop, "BATCH_THREADS", 2)
+    two, _ = pop.rank_users(users, spec)
+    assert one.num_rows > 12 * 10 and one.equals(two)
