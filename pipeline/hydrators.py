@@ -91,7 +91,7 @@ class CoreDataHydrator(StageDefaults):
         roots[two] = np.fromiter(map(operator.itemgetter(1), anc[two]), np.int64, int(two.sum()))
         root_rows = self.world.post_rows(roots)
         root_users = np.where(root_rows >= 0, p["author_id"][np.maximum(root_rows, 0)], 0)
-        text = self.world.text_array()[safe]  # [N] object
+        text = self.world.texts(safe)  # [N] object
         text[~known] = ""
         out["text"] = text
         users = nonzero_tuples(out["in_reply_to_user_id"], root_users)  # [N] object

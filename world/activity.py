@@ -28,7 +28,7 @@ from world.sequences import ENGAGEMENT_COLUMNS, Sequences, engagement_columns, g
 from world.tables import read_table, table_file
 
 MAX_LOADED_ROWS = 4_000_000  # larger tables ordered by user are read a row group at a time
-CACHED_GROUPS = 4  # row groups kept per table
+CACHED_GROUPS = 2  # row-group sets kept per table (users come in ascending order)
 IMPRESSION_COLUMNS = ("user_id", "post_id", "kind", "event_ms")
 
 

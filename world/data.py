@@ -42,14 +42,19 @@ class WorldData:
             c: pc.fill_null(creates.column(c), 0).to_numpy().astype(np.int64)
             for c in self.POST_COLUMNS
         }
-        self.text = creates.column("text").to_pylist()
+        # texts stay in Arrow (one buffer, not a Python string per post); `texts(rows)` gathers
+        self._text = pc.fill_null(creates.column("text"), "").combine_chunks()
         self.has_media = pc.fill_null(creates.column("has_media"), False).to_numpy(
             zero_copy_only=False
         )
         self.subscription_only = pc.fill_null(creates.column("subscription_only"), False).to_numpy(
             zero_copy_only=False
         )
-        self.labels = [tuple(x or ()) for x in creates.column("labels").to_pylist()]
+        labels = creates.column("labels")
+        has = np.flatnonzero(pc.fill_null(pc.list_value_length(labels), 0).to_numpy())
+        self.labels = [()] * len(labels)  # Python tuples only for the posts that have labels
+        for r, x in zip(has.tolist(), labels.take(pa.array(has)).to_pylist(), strict=True):
+            self.labels[r] = tuple(x)
         deletes = posts.filter(pc.equal(posts.column("event"), "delete"))
         self.delete_ms = dict(zip(deletes.column("post_id").to_pylist(),
                                   deletes.column("event_ms").to_pylist(), strict=True))  # fmt: skip
@@ -71,6 +76,8 @@ class WorldData:
                 e.column("dst_user_id").to_numpy(),
                 pc.fill_null(e.column("created_ms"), 0).to_numpy().astype(np.int64),
             )
+
+        pa.default_memory_pool().release_unused()  # the tables read above are freed
 
     @functools.cached_property
     def activity(self) -> Activity:
@@ -111,13 +118,12 @@ class WorldData:
             return dst[lo:hi]
         return dst[lo:hi][created[lo:hi] <= until_ms]
 
-    def text_array(self) -> np.ndarray:
-        """Post texts by post row as an object array ("" for none), built once."""
-        if "_text_array" not in self.__dict__:
-            arr = np.empty(len(self.text), object)
-            arr[:] = [t or "" for t in self.text]
-            self._text_array = arr
-        return self._text_array
+    def texts(self, rows: np.ndarray) -> np.ndarray:
+        """Post texts by post row ("" for none): [N] rows -> [N] object array of str."""
+        rows = np.asarray(rows, np.int64)
+        if not len(rows):
+            return np.empty(0, object)
+        return self._text.take(pa.array(rows)).to_numpy(zero_copy_only=False).astype(object)
 
     def user_column(self, name: str) -> np.ndarray:
         """A users column as a numpy array by user row (nulls as 0 / False)."""
