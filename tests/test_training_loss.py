@@ -220,7 +220,7 @@ def test_cli_ranker_logq_and_retrieval_negatives_reach_the_training(log_world, t
     meta = json.loads((ck / "ranker" / "config.json").read_text())
     prov = meta.get("provenance", meta)
     assert prov["train"]["ranker_logq"] is True
-    assert prov["train"]["retrieval_negatives"] == 12 and prov["train"]["sampled_negatives"] == 4
+    assert prov["train"]["retrieval_negatives"] == 8 and prov["train"]["sampled_negatives"] == 8
     assert prov["negatives_from"] == str(ck)
     res = runner.invoke(app, ["train", "ranker", *base, "--steps", "2", "--force",
                               "--retrieval-negatives", "4"])  # fmt: skip

@@ -41,7 +41,7 @@ TINY_RANKER_HISTORY = 128
 # as 128 at a fifth of the training time).
 IMPORTED_RANKER_HISTORY = 32
 # Ranker slots drawn from a retrieval model's top candidates when one is given (--negatives-from).
-RETRIEVAL_NEGATIVES = 12
+RETRIEVAL_NEGATIVES = 8
 
 
 def default_train_config(model_type: ModelType | str, imported: bool = False) -> TrainConfig:

@@ -103,7 +103,7 @@ def train(
             min=0,
             max=4096,
             help="Ranker: candidate slots filled from --negatives-from's top candidates "
-            "(default 12 with --negatives-from).",
+            "(default 8 with --negatives-from).",
         ),
     ] = None,
     ranker_logq: Annotated[
