@@ -11,6 +11,7 @@ hashes, params, request time, counts and per-stage time. A part that exists is f
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -311,7 +312,13 @@ def iter_batches(users: np.ndarray, spec: RunSpec) -> Iterator[BatchResult]:
     # load the world and models here, before two threads would each load them
     feed.build_pipeline(feed.new_query(int(users[0]), spec.resources, spec.params, spec.now_ms))
     with ThreadPoolExecutor(BATCH_THREADS, thread_name_prefix="xfeed-batch") as pool:
-        yield from pool.map(run, starts)  # in order
+        pending: collections.deque = collections.deque()  # at most BATCH_THREADS in flight
+        for a in starts:
+            pending.append(pool.submit(run, a))
+            if len(pending) >= BATCH_THREADS:
+                yield pending.popleft().result()  # in order
+        while pending:
+            yield pending.popleft().result()
 
 
 def rank_users(users: np.ndarray, spec: RunSpec) -> tuple[pa.Table, dict[str, Any]]:
