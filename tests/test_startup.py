@@ -154,3 +154,23 @@ def test_param_shapes_are_remembered_and_keyed_by_config(tmp_path, monkeypatch):
     monkeypatch.setenv("XFEED_COMPILE_CACHE", "1")
     assert params.param_shapes.__wrapped__(other) == params._traced_shapes(other)
     assert len(list((tmp_path / "param-shapes").iterdir())) == 2
+
+
+def test_a_start_builds_only_the_command_it_names():
+    from xfeed_cli.main import app_for
+
+    lean = typer.main.get_command(app_for(["-v", "rank", "--help"]))
+    assert set(lean.commands) == {"rank"}
+    assert set(typer.main.get_command(app_for(["world", "info"])).commands) == {"world"}
+    for argv in (["--help"], [], ["ranq", "--user", "1"], ["--", "rank"]):
+        assert app_for(argv) is app  # root help, suggestions for a typo: every command
+
+
+def test_every_command_prints_plain_click_help():
+    def walk(cmd):
+        yield cmd
+        for sub in getattr(cmd, "commands", {}).values():
+            yield from walk(sub)
+
+    for cmd in walk(typer.main.get_command(app)):
+        assert cmd.rich_markup_mode is None, cmd.name  # rich help costs ~0.2 s per --help

@@ -23,6 +23,7 @@ app = typer.Typer(
     help="Checkpoint tools: inspect, diff, convert, fake, pull.",
     no_args_is_help=True,
     cls=XFeedGroup,
+    rich_markup_mode=None,  # plain help (see main.py)
 )
 
 PathArg = Annotated[Path, typer.Argument(help="Checkpoint directory (model or bundle).")]

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 flow = lazy("upstream.run_pipeline")
 
 app = typer.Typer(
-    help="Upstream's Phoenix flow: retrieval then ranking.", no_args_is_help=True, cls=XFeedGroup
+    help="Upstream's Phoenix flow: retrieval then ranking.",
+    no_args_is_help=True,
+    cls=XFeedGroup,
+    rich_markup_mode=None,  # plain help (see main.py)
 )
 
 ArtifactsOpt = Annotated[

@@ -27,7 +27,12 @@ snap = lazy("thunder.snapshot")
 store_mod = lazy("thunder.store")
 tables = lazy("world.tables")
 
-app = typer.Typer(help="Thunder: the in-network post store.", no_args_is_help=True, cls=XFeedGroup)
+app = typer.Typer(
+    help="Thunder: the in-network post store.",
+    no_args_is_help=True,
+    cls=XFeedGroup,
+    rich_markup_mode=None,
+)
 
 SnapshotOpt = Annotated[Path, typer.Option("--snapshot", help="Snapshot directory.")]
 

@@ -23,7 +23,9 @@ timespec = lazy("thunder.timespec")
 corpora = lazy("world.corpus")
 trainer = lazy("training.trainer")
 
-index_app = typer.Typer(help="Retrieval corpora.", no_args_is_help=True, cls=XFeedGroup)
+index_app = typer.Typer(
+    help="Retrieval corpora.", no_args_is_help=True, cls=XFeedGroup, rich_markup_mode=None
+)
 WorldOpt = Annotated[Path, typer.Option("--world", help="World directory.")]
 CkptOpt = Annotated[Path, typer.Option("--checkpoint", help="Checkpoint directory.")]
 

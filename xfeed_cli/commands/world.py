@@ -17,7 +17,9 @@ from xfeed_cli.options import ForceOpt, JsonOpt, SeedOpt
 synth_mod = lazy("world.synth")
 importer = lazy("world.importer")
 
-data_app = typer.Typer(help="Synthetic worlds.", no_args_is_help=True, cls=XFeedGroup)
+data_app = typer.Typer(
+    help="Synthetic worlds.", no_args_is_help=True, cls=XFeedGroup, rich_markup_mode=None
+)
 
 
 @data_app.command()
@@ -70,6 +72,7 @@ world_app = typer.Typer(
     help="Worlds: info, users, check (the data contract: docs/data.md), import a log.",
     no_args_is_help=True,
     cls=XFeedGroup,
+    rich_markup_mode=None,  # plain help (see main.py)
 )
 schema_mod = lazy("world.schema")
 summary = lazy("world.summary")
