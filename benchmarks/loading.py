@@ -4,7 +4,8 @@ memory-mapped and, for comparison, eagerly (every table read into memory).
 
 Each load runs in its own subprocess so its peak RSS (VmHWM) is its own: the figure includes the
 interpreter, numpy and JAX (`baseline_rss_mb` is that part alone). The first ranking call after
-loading (1,536 candidates, includes compilation) shows that only the looked-up rows are read.
+loading (1,536 candidates by default, includes compilation) shows that only the looked-up rows
+are read.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ rng = np.random.default_rng(0)
 cfg = ckpt.config
 hist = UserHistory(1, rng.integers(1, 2**62, 127), rng.integers(1, 10**9, 127),
                    (rng.random((127, cfg.num_actions)) < 0.1).astype(np.float32))
-posts = rng.integers(1, 2**62, 1536)
+posts = rng.integers(1, 2**62, int(sys.argv[3]))
 t0 = time.perf_counter()
 Ranker(ckpt, "cached").rank(hist, posts, posts % 100_003 + 1)
 first_rank_s = time.perf_counter() - t0
@@ -59,10 +60,10 @@ def prepare_checkpoint(vocab: int, workdir: Path) -> Path:
     return out
 
 
-def _probe(path: Path, mode: str) -> dict:
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([sys.executable, "-c", _PROBE, str(path), mode], cwd=root,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+def _probe(path: Path, mode: str, candidates: int) -> dict:
+    root = Path(__file__).resolve().parents[1]  # the repository
+    argv = [sys.executable, "-c", _PROBE, str(path), mode, str(candidates)]
+    proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"load probe failed: {proc.stderr.strip().splitlines()[-1:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -90,21 +91,27 @@ def read_through(path: Path) -> None:
 MODES = (("mmap", True), ("mmap", False), ("eager", True))  # (how, cold page cache)
 
 
-def bench_load(vocab: int = 1_000_000, workdir: Path | None = None, repeat: int = 3) -> Report:
+def bench_load(
+    vocab: int = 1_000_000,
+    workdir: Path | None = None,
+    repeat: int = 3,
+    candidates: int = 1536,
+    modes: tuple[tuple[str, bool], ...] = MODES,
+) -> Report:
     """Load time and peak RSS, memory-mapped (cold and warm page cache) and eager (cold), each
-    in `repeat` fresh processes."""
+    in `repeat` fresh processes that then rank `candidates` candidates once."""
     path = prepare_checkpoint(vocab, Path(workdir or DEFAULT_WORKDIR))
     table_bytes = 3 * vocab * 128 * 4
     report = Report("load")
     report.info = {**device_info(), "checkpoint": str(path), "tables": f"3 x {vocab:,} x 128",
                    "table_mb": round(table_bytes / 2**20), "repeat": repeat}  # fmt: skip
-    for mode, cold in MODES:
+    for mode, cold in modes:
         label = f"{mode}, {'cold' if cold else 'warm'} cache"
         logger.info("load: %s x%d", label, repeat)
         runs = []
         for _ in range(repeat):
             evict(path) if cold else read_through(path)
-            runs.append(_probe(path, mode))
+            runs.append(_probe(path, mode, candidates))
         load = Timing(tuple(r["load_s"] * 1e3 for r in runs))
         peak = max(r["peak_rss_mb"] for r in runs)
         report.rows.append(Row(f"load ({label})", load, extra={
@@ -112,7 +119,8 @@ def bench_load(vocab: int = 1_000_000, workdir: Path | None = None, repeat: int 
             "first_rank_ms": round(runs[0]["first_rank_s"] * 1e3)}))  # fmt: skip
         report.summary[label] = {"load_p50_ms": round(load.p50, 1), "peak_rss_mb": round(peak)}
     report.notes += [
-        "peak RSS = VmHWM of a fresh process that loads, then ranks 1,536 candidates once",
+        f"peak RSS = VmHWM of a fresh process that loads, then ranks {candidates:,} candidates "
+        "once",
         "warm cache: the kernel maps already-cached neighbour pages around each touched row "
         "(fault-around); they count in RSS but are shared, clean page cache",
     ]

@@ -66,3 +66,14 @@ def test_audit_bench_generates_two_arms_and_measures_a_fresh_audit(tmp_path):
     r = bench_audit(rows=35 * 300, workdir=tmp_path, replicates=20)
     assert r.info["users"] == 300 and r.info["served_rows_per_arm"] == 35 * 300
     assert r.summary["peak_rss_mb"] > 0 and r.summary["wall_s_p50"] > 0
+
+
+def test_load_bench_measures_a_fresh_process(tmp_path):
+    from benchmarks.loading import MODES, bench_load
+
+    report = bench_load(vocab=300, workdir=tmp_path, repeat=1, candidates=8, modes=MODES[:1])
+    (row,) = report.rows
+    assert row.label == "load (mmap, cold cache)"
+    assert row.timing.p50 > 0
+    assert row.extra["peak_rss_mb"] >= row.extra["baseline_rss_mb"] > 0
+    assert "ranks 8 candidates" in report.notes[0]

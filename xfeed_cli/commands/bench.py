@@ -58,8 +58,9 @@ def bench(
     quick: Annotated[
         bool,
         typer.Option(
-            help="Small sizes (smoke run): 256 candidates, 20k corpus, 200k "
-            "events, the bundled world, 20k-row tables."
+            help="A smoke run in under 30 s: 3 timed calls, float32 only, 256 candidates, "
+            "20k corpus, 200k events, the bundled world, 64 users, one cold load of 20k-row "
+            "tables."
         ),  # fmt: skip
     ] = False,
     candidates: Annotated[int, typer.Option(min=1, help="Ranking: candidates.")] = 1536,
@@ -106,7 +107,7 @@ def bench(
     skip = (Target.ALL, Target.STARTUP, Target.AUDIT)
     targets = [t for t in Target if t not in skip] if what is Target.ALL else [what]
     if repeat is None:
-        repeat = (2 if quick else 5) if what is Target.STARTUP else 20
+        repeat = (2 if quick else 5) if what is Target.STARTUP else (3 if quick else 20)
     if engine not in ("local", "ray"):
         raise InputError(f"--engine {engine!r}: expected local or ray")
     if plot is not None and Target.RANKING not in targets:
@@ -127,7 +128,7 @@ def bench(
         for t in targets:
             if t is Target.POPULATION:
                 reports.append(population.bench_population(
-                    256 if quick and users is None else users, world,
+                    64 if quick and users is None else users, world,
                     str(checkpoint) if checkpoint else None, engine))  # fmt: skip
             else:
                 reports.append(_run(t, dev, repeat, quick, candidates, corpus_size, events,
@@ -149,8 +150,14 @@ def bench(
 def _run(t: Target, dev, repeat, quick, candidates, corpus_size, events, posts, world, vocab,
          workdir, sweep) -> Report:  # fmt: skip
     if t is Target.RANKING:
-        return ranking.bench_ranking(repeat, 256 if quick else candidates, device=dev,
-                             sweep=(QUICK_SWEEP if quick else SWEEP) if sweep else ())  # fmt: skip
+        dtypes = ("float32",) if quick else ("float32", "bfloat16")
+        return ranking.bench_ranking(
+            repeat,
+            256 if quick else candidates,
+            dtypes,
+            device=dev,
+            sweep=(QUICK_SWEEP if quick else SWEEP) if sweep else (),
+        )
     if t is Target.RETRIEVAL:
         return retrieval.bench_retrieval(repeat, 20_000 if quick else corpus_size, device=dev)
     if t is Target.THUNDER:
@@ -167,7 +174,9 @@ def _run(t: Target, dev, repeat, quick, candidates, corpus_size, events, posts, 
     if t is Target.AUDIT:
         return audit_bench.bench_audit(100_000 if quick else 1_000_000, workdir,
                                        repeat=1 if quick else min(repeat, 3))  # fmt: skip
-    return loading.bench_load(20_000 if quick else vocab, workdir, repeat=min(repeat, 3))
+    if quick:
+        return loading.bench_load(20_000, workdir, 1, 256, modes=loading.MODES[:1])
+    return loading.bench_load(vocab, workdir, repeat=min(repeat, 3))
 
 
 def _fmt(v: Any) -> str:
