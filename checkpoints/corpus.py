@@ -66,8 +66,7 @@ def load_corpus(path: Path | str, mmap: bool = True) -> Corpus:
             embeddings = data["candidate_representations"].astype(np.float32)
         except (ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: corpus arrays of the wrong kind ({exc})") from None
-        if not np.isfinite(embeddings).all():
-            raise CheckpointError(f"{path}: candidate_representations has non-finite values")
+        _check_finite(path, "candidate_representations", embeddings)
         return Corpus(post_ids, author_ids, embeddings, data.get("topics"),
                       {"format": "upstream", "path": str(path)})  # fmt: skip
     tensors, meta = safetensors_io.load(path, mmap=mmap)
@@ -78,6 +77,7 @@ def load_corpus(path: Path | str, mmap: bool = True) -> Corpus:
         header = json.loads(meta.get("xfeed", "{}"))
     except json.JSONDecodeError:
         header = {}
+    _check_finite(path, "embeddings", tensors["embeddings"])
     return Corpus(
         np.asarray(tensors["post_ids"], np.int64),
         np.asarray(tensors["author_ids"], np.int64),
@@ -85,6 +85,22 @@ def load_corpus(path: Path | str, mmap: bool = True) -> Corpus:
         None,
         {"format": "xfeed", "path": str(path), **header},
     )
+
+
+SCAN_ROWS = 1 << 16  # rows per step of the finiteness scan (a bounded temporary)
+
+
+def _check_finite(path: Path, name: str, embeddings: np.ndarray) -> None:
+    """Refuse NaN/inf embedding rows: their scores are NaN for every user, and top-K would put
+    them first. Every search reads every row anyway, so one chunked pass costs little."""
+    for start in range(0, len(embeddings), SCAN_ROWS):
+        chunk = np.asarray(embeddings[start : start + SCAN_ROWS])  # [S, D]
+        if not np.isfinite(chunk).all():
+            rows = start + np.flatnonzero(~np.isfinite(chunk).all(axis=1))
+            raise CheckpointError(
+                f"{path}: {name} has non-finite values (row {int(rows[0]):,}"
+                f"{f' and {len(rows) - 1:,} more in that block' if len(rows) > 1 else ''})"
+            )
 
 
 def corpus_header(path: Path | str) -> dict[str, Any]:

@@ -226,3 +226,21 @@ def test_fuzzed_checkpoints_exit_0_or_2_with_one_line(xfeed_model, tmp_path_fact
     if res.exit_code == 2:
         assert len([ln for ln in res.stderr.splitlines() if ln.startswith("error:")]) == 1
     assert sorted(p.name for p in bad.iterdir()) == before  # nothing written or removed
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_corpus_with_non_finite_embeddings_is_refused(tmp_path, runner, monkeypatch, value):
+    from checkpoints import corpus as corpus_mod
+    from pipeline.feed import BUNDLED
+
+    monkeypatch.delenv("XFEED_DEBUG", raising=False)
+    tensors, meta = safetensors_io.load(f"{BUNDLED.world}/corpus.safetensors", mmap=False)
+    emb = np.array(tensors["embeddings"])
+    emb[70_000 % len(emb), 3] = value  # a row past the first scan block when the corpus is big
+    bad = tmp_path / "corpus.safetensors"
+    safetensors_io.save(bad, {**tensors, "embeddings": emb}, meta)
+    monkeypatch.setattr(corpus_mod, "SCAN_ROWS", 1000)  # several scan blocks
+    with pytest.raises(CheckpointError, match=f"row {70_000 % len(emb):,}"):
+        corpus_mod.load_corpus(bad)
+    err = _one_error(runner.invoke(app, ["rank", "--user", "1007", "--corpus", str(bad)]))
+    assert str(bad) in err and "non-finite" in err
