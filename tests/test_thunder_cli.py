@@ -164,3 +164,20 @@ def test_query_on_a_missing_snapshot_exits_2(tmp_path, runner):
         ],
     )
     assert res.exit_code == 2 and "no such snapshot" in res.stderr
+
+
+def test_the_bundled_snapshot_is_what_the_readme_command_builds(tmp_path, runner, monkeypatch):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    bundled = repo / "data" / "samples" / "world" / "thunder"
+    monkeypatch.chdir(repo)  # the README command's relative --posts path is in the manifest
+    res = runner.invoke(app, ["thunder", "build", "--posts", "data/samples/world/posts.parquet",
+                              "--out", str(tmp_path / "snap")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in bundled.iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "snap").iterdir())
+    assert ".xfeed-output" in names and "content_sha256" in json.loads(
+        (bundled / "manifest.json").read_text())  # fmt: skip
+    for name in names:  # same bytes: content hash, marker, no timings
+        assert (bundled / name).read_bytes() == (tmp_path / "snap" / name).read_bytes(), name
