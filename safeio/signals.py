@@ -1,6 +1,12 @@
 """Signals: SIGTERM handled like SIGINT, and both deferred around the instants that must not be
 interrupted (the renames of an atomic swap).
 
+A KeyboardInterrupt is only raised where Python code can take it. Two places cannot: a module
+being imported (an extension such as jaxlib's interrupted in its initialisation fails the import
+or crashes the process) and a garbage-collector callback (JAX registers one; an exception there is
+printed and dropped, so the command would run on as if never signalled). A signal that arrives in
+either is delivered again a few milliseconds later, until it lands in ordinary code.
+
 Deferral replaces the Python-level handlers for the duration (a C-level mask would not do: the
 kernel hands a process signal to any thread that does not block it, and CPython then runs the
 handler in the main thread anyway). A signal that arrives meanwhile is re-delivered on exit.
@@ -9,24 +15,47 @@ handler in the main thread anyway). A signal that arrives meanwhile is re-delive
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import threading
 from collections.abc import Iterator
+from types import FrameType
 
 DEFERRED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+RETRY_S = 0.02  # re-delivery delay for a signal that arrived where it cannot be raised
+MAX_FRAMES = 500  # frames walked to decide
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def _cannot_raise_here(frame: FrameType | None) -> bool:
+    """Whether `frame` (the interrupted one) is inside an import or a gc callback."""
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    for _ in range(MAX_FRAMES):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_filename.startswith("<frozen importlib") or code in callbacks:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if _cannot_raise_here(frame):
+        later = threading.Timer(RETRY_S, os.kill, (os.getpid(), signum))
+        later.daemon = True
+        later.start()
+        return
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def handle_termination_as_interrupt() -> None:
-    """SIGTERM and SIGHUP raise KeyboardInterrupt like SIGINT, so every cleanup path runs."""
+    """SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt (where Python code can take it), so
+    every cleanup path runs."""
     if threading.current_thread() is not threading.main_thread():
         return
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) in (signal.SIG_DFL, None):
+    for sig in DEFERRED:
+        if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler, None):
             signal.signal(sig, _interrupt)
 
 

@@ -20,6 +20,7 @@ from safeio.kinds import MARKER, OutputKind
 from safeio.signals import deferred_signals
 
 WRITER = Path(__file__).with_name("interrupt_writer.py")
+REPO = Path(__file__).resolve().parent.parent
 KIND = OutputKind("test output", True)
 FILES = 40  # 10 MB per write
 
@@ -147,3 +148,40 @@ def test_sigterm_to_the_cli_keeps_the_previous_world(tmp_path):
             assert json.loads(after["world.json"])["seed"] == 1
     assert subprocess.run(argv, cwd=root, capture_output=True).returncode == 0
     assert _siblings(target) == []
+
+
+_SIGNALLED = r"""
+import gc, os, signal, sys, time
+from safeio.signals import handle_termination_as_interrupt
+handle_termination_as_interrupt()
+WHERE = sys.argv[1]
+if WHERE == "gc":  # a signal taken inside a gc callback (as JAX registers one)
+    fired = []
+    def callback(phase, info):
+        if not fired:
+            fired.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10_000):  # Python code inside the callback: the handler runs here
+                pass
+    gc.callbacks.append(callback)
+    gc.collect()
+else:  # a signal taken while a module is being imported
+    import tests.signal_during_import as mod
+    print("imported completely:", mod.DONE, flush=True)
+try:
+    time.sleep(2)
+    print("ran on as if never signalled", flush=True)
+except KeyboardInterrupt:
+    print("interrupted after it", flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("where", ["gc", "import"])
+def test_a_signal_inside_a_gc_callback_or_an_import_interrupts_right_after_it(where):
+    res = subprocess.run([sys.executable, "-c", _SIGNALLED, where], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert res.returncode == 130, res.stdout + res.stderr
+    assert "Exception ignored" not in res.stderr and "Traceback" not in res.stderr
+    if where == "import":
+        assert "imported completely: True" in res.stdout
