@@ -34,6 +34,7 @@ from pipeline.framework import BatchResult
 from pipeline.params import HEADS, FeedParams
 from pipeline.query import Resources
 from safeio.atomic import atomic_path, write_text_atomic
+from safeio.digest import update_with_file
 from world.tables import WorldError, read_world_json
 
 FORMAT = "xfeed-feeds/1"
@@ -244,9 +245,7 @@ def content_hash(path: str | None) -> str | None:
     files = [p] if p.is_file() else sorted(x for x in p.rglob("*") if x.is_file())
     for f in files:
         h.update(str(f.relative_to(p) if f != p else f.name).encode() + b"\0")
-        with f.open("rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                h.update(chunk)
+        update_with_file(h, f)
     return h.hexdigest()
 
 
