@@ -42,6 +42,38 @@ def test_importing_the_cli_imports_no_jax():
     assert res.stdout.strip() == "[]"
 
 
+def test_the_console_script_handles_signals_before_importing_the_cli():
+    """`xfeed` starts in xfeed_cli.entry, which installs the SIGTERM/SIGINT handlers having
+    imported nothing but safeio.signals (a signal during the CLI's imports exits 130)."""
+    toml = (REPO / "pyproject.toml").read_text()
+    assert 'xfeed = "xfeed_cli.entry:run"' in toml
+    cli = ("typer", "click", "rich", "xfeed_cli.main")
+    code = (
+        f"import sys, xfeed_cli.entry; print(sorted(m for m in sys.modules if m.startswith({cli})))"
+    )
+    res = _python(code)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_sigterm_during_the_cli_imports_exits_130():
+    code = (
+        "import os, signal, sys, builtins\n"
+        "import xfeed_cli.entry as e\n"
+        "real = builtins.__import__\n"
+        "def imp(name, *a, **k):\n"
+        "    if name == 'typer':\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = imp\n"
+        "sys.argv = ['xfeed', '--help']\n"
+        "e.run()\n"
+    )
+    res = _python(code)
+    assert res.returncode == 130, (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr and "interrupted" in res.stderr
+
+
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["rank", "--help"], ["bench", "--help"], ["rank", "--usr", "1"],
