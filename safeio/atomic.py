@@ -118,6 +118,11 @@ def check_target(
         raise OutputRefused(f"{target}: contains the current directory; write the output elsewhere")
     if not os.path.lexists(target):
         return
+    if os.path.islink(target) and not force:  # replacing it would drop the user's link
+        raise OutputRefused(
+            f"{target}: is a symbolic link (to {os.readlink(target)}); write to the path it "
+            "points to or elsewhere (or use --force to replace the link itself)"
+        )
     try:
         mode = os.stat(target).st_mode
     except OSError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from pipeline.candidates import CandidateStreamError, parse_stream
+from tests.conftest import REPO
 from world.tables import WorldError, read_table, read_world_json
 from xfeed_cli.main import app
 
@@ -94,7 +96,7 @@ def test_only_the_needed_columns_are_read(tmp_path, monkeypatch):
                             path, columns=columns, **kw))  # fmt: skip
     from world.data import WorldData
 
-    WorldData("data/samples/world")
+    WorldData(REPO / "data" / "samples" / "world")
     assert seen and all(cols is not None for cols in seen)
     assert all("screen_name" not in cols and "bio" not in cols for cols in seen)
 
@@ -152,3 +154,18 @@ def test_a_single_training_step_has_a_valid_schedule():
     params = {"w": jnp.ones(3)}
     updates, _ = opt.update({"w": jnp.ones(3)}, opt.init(params), params)
     assert bool(jnp.isfinite(updates["w"]).all())
+
+
+@pytest.mark.parametrize("argv", [["world", "info"], ["world", "check"]])
+def test_a_fifo_world_table_is_refused_without_hanging(argv, tmp_path, runner):
+    world = tmp_path / "w"
+    shutil.copytree(
+        REPO / "data" / "samples" / "world",
+        world,
+        ignore=shutil.ignore_patterns("thunder", "*.safetensors"),
+    )
+    (world / "users.parquet").unlink()
+    os.mkfifo(world / "users.parquet")
+    res = runner.invoke(app, [*argv, str(world)])
+    assert res.exit_code in (1, 2) and "Traceback" not in res.output
+    assert "users.parquet" in res.output and "regular file" in res.output

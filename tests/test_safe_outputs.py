@@ -133,3 +133,20 @@ def test_disk_full_while_writing_gives_one_line_and_no_leftovers(tmp_path, runne
     line = _one_error(runner.invoke(app, _fake(tmp_path / "ckpt")))
     assert str(tmp_path / "ckpt") in line and "space" in line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("directory", [True, False])
+def test_a_symlink_target_is_refused_and_kept_even_to_a_previous_output(directory, tmp_path):
+    kind = OutputKind("test output", directory)
+    real = tmp_path / "real"
+    with atomic_path(real, kind=kind) as tmp:  # a previous output of the same kind
+        (tmp / "a").write_text("old") if directory else tmp.write_text("old")
+    link = tmp_path / "latest"
+    link.symlink_to(real)
+    with pytest.raises(OutputRefused, match="symbolic link"):
+        check_target(link, kind)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    with atomic_path(link, kind=kind, force=True) as tmp:  # --force replaces the link itself
+        (tmp / "a").write_text("new") if directory else tmp.write_text("new")
+    assert not link.is_symlink()
+    assert ((real / "a") if directory else real).read_text() == "old"

@@ -122,6 +122,8 @@ def check_table(path: Path, table: str) -> list[Finding]:
     """Findings for one Parquet file against the contract's columns of `table`."""
     if not path.exists():
         return [Finding(table, None, "problem", f"{path.name} missing")]
+    if not path.is_file():  # a FIFO would block the reader forever; a directory is no table
+        return [Finding(table, None, "problem", f"{path.name} is not a regular file")]
     try:
         pf = pq.ParquetFile(path)
         schema = pf.schema_arrow

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from world.schema import TABLES
-from world.tables import WorldError, read_table, read_world_json
+from world.tables import WorldError, read_table, read_world_json, table_file
 
 USER_SORT_KEYS = ("engagements", "follows", "followers", "posts", "seen", "user_id")
 
@@ -94,10 +94,11 @@ def world_info(world: Path | str, sample: int = 5) -> dict[str, Any]:
     meta = read_world_json(world)
     rows = {}
     for name in TABLES:
-        path = world / f"{name}.parquet"
-        if not path.exists():
-            raise WorldError(f"{path}: table not found")
-        rows[name] = pq.ParquetFile(path).metadata.num_rows
+        path = table_file(world, name, [])  # a regular Parquet file (not a FIFO: no hang)
+        try:
+            rows[name] = pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise WorldError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
     return {
         "world": str(world),
         "as_of_ms": meta.get("as_of_ms"),
