@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from safeio.inputs import regular_file
+
 
 def update_with_file(h: hashlib._Hash, path: Path | str) -> None:
-    """Feed a file's bytes to a running hash, 4 MiB at a time."""
-    with open(path, "rb") as f:
+    """Feed a file's bytes to a running hash, 4 MiB at a time (InputRefused for a FIFO, device
+    or directory: opening a FIFO would block forever)."""
+    with open(regular_file(path), "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from safeio.digest import file_sha256
+from safeio.errors import InputRefused
 from thunder.errors import ThunderError
 
 MAX_TIME_MS = 32_503_680_000_000  # year 3000
@@ -67,7 +68,13 @@ def verify_content(path: Path, manifest: dict) -> None:
     if present - set(recorded) or missing:
         raise ThunderError(f"{path}: data files differ from the manifest's list (tampered?)")
     for name, digest in sorted(recorded.items()):
-        if name in present and file_sha256(path / name) != digest:
+        if name not in present:
+            continue
+        try:
+            actual = file_sha256(path / name)
+        except InputRefused as exc:  # a FIFO would block the hash forever
+            raise ThunderError(str(exc)) from None
+        if actual != digest:
             raise ThunderError(f"{path / name}: content hash differs from the manifest (tampered?)")
 
 

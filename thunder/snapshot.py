@@ -52,7 +52,9 @@ def _write_arrow(path: Path, columns: dict[str, np.ndarray]) -> None:
 
 def _read_arrow(path: Path) -> dict[str, np.ndarray]:
     try:
-        table = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+        table = pa.ipc.open_file(pa.memory_map(str(regular_file(path, "snapshot file")))).read_all()
+    except InputRefused as exc:
+        raise ThunderError(str(exc)) from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise ThunderError(f"{path}: unreadable snapshot file ({exc})") from exc
     out = {}
@@ -179,7 +181,7 @@ def _write_fetch_index(path: Path, index: FetchIndex) -> None:
 def _read_fetch_index(path: Path, time_points: list[int]) -> FetchIndex:
     """Memory-mapped: the records' values buffer is the row-major [U, W] table, not copied."""
     try:
-        table = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+        table = pa.ipc.open_file(pa.memory_map(str(regular_file(path, "snapshot file")))).read_all()
         column = table.column("record")
         record = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         width = record.type.list_size
@@ -188,6 +190,8 @@ def _read_fetch_index(path: Path, time_points: list[int]) -> FetchIndex:
         authors = (
             authors.chunk(0) if authors.num_chunks == 1 else authors.combine_chunks()
         ).to_numpy()
+    except InputRefused as exc:
+        raise ThunderError(str(exc)) from None
     except (pa.ArrowInvalid, OSError, KeyError) as exc:
         raise ThunderError(f"{path}: unreadable snapshot file ({exc})") from exc
     if values.dtype != np.int32 or len(values) != len(authors) * width:
