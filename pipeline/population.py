@@ -279,10 +279,19 @@ def prepare_out(out: Path, identity: dict[str, Any], resume: bool) -> None:
     """Create `out` for a new run, or check it belongs to this run on resume. Never touches a
     directory xfeed did not write."""
     run_file = out / RUN_FILE
+    if out.is_symlink():  # as every output: a user's link is never replaced or written through
+        raise PopulationError(f"{out}: is a symbolic link; give the directory it points to")
+    if out.exists() and not out.is_dir():
+        raise PopulationError(f"{out}: is a file, expected a directory (population run)")
     if resume:
-        if not run_file.exists():
+        if not run_file.is_file():
             raise PopulationError(f"{out}: nothing to resume (no {RUN_FILE})")
-        old = json.loads(run_file.read_text())
+        try:
+            old = json.loads(run_file.read_bytes()[: 1 << 20])
+        except ValueError:
+            old = None
+        if not isinstance(old, dict):
+            raise PopulationError(f"{run_file}: not a run description (JSON object); start anew")
         diff = sorted(k for k in identity if old.get(k) != identity[k])
         if diff:
             raise PopulationError(f"{out}: --resume with different inputs ({', '.join(diff)})")

@@ -169,3 +169,41 @@ def test_a_fifo_world_table_is_refused_without_hanging(argv, tmp_path, runner):
     res = runner.invoke(app, [*argv, str(world)])
     assert res.exit_code in (1, 2) and "Traceback" not in res.output
     assert "users.parquet" in res.output and "regular file" in res.output
+
+
+@pytest.mark.parametrize("what", ["file", "link", "bad_run_json"])
+def test_a_population_output_that_is_not_a_run_directory_is_refused(what, tmp_path, runner):
+    out = tmp_path / "o"
+    argv = ["rank", "--users", "1007", "--out", str(out), "--device", "cpu"]
+    if what == "file":
+        out.write_text("mine\n")
+    elif what == "link":
+        (tmp_path / "real").mkdir()
+        out.symlink_to(tmp_path / "real")
+    else:
+        out.mkdir()
+        (out / "run.json").write_text("[1, 2")
+        argv.append("--resume")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    line = _one_error(runner.invoke(app, argv))
+    assert {"file": "is a file", "link": "symbolic link", "bad_run_json": "run.json"}[what] in line
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_candidate_stream_errors_name_the_file(tmp_path, runner):
+    src = tmp_path / "in.jsonl"
+    src.write_text("")
+    assert f"{src}: empty candidate stream" in _one_error(
+        runner.invoke(app, ["select", "--in", str(src)])
+    )
+    src.write_text(QUERY + "\n" + GOOD.replace("0.5", "NaN") + "\n")
+    assert f"{src}: line 2" in _one_error(runner.invoke(app, ["select", "--in", str(src)]))
+
+
+def test_an_import_header_of_binary_garbage_is_shown_escaped(tmp_path, runner):
+    log = tmp_path / "log.csv"
+    log.write_bytes(bytes(range(256)) * 4)
+    line = _one_error(
+        runner.invoke(app, ["world", "import", str(log), "--out", str(tmp_path / "w")])
+    )
+    assert "no column 'user_id'" in line and line.isprintable() and len(line) < 1200

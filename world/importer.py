@@ -73,6 +73,12 @@ class ImportSpec:
 PRESETS = {"movielens": ImportSpec.movielens}
 
 
+def _names(names: list[str], limit: int = 12) -> str:
+    """Column names for an error line: printable (escaped), each cut to 40 characters."""
+    shown = [ascii(n)[1:-1][:40] for n in names[:limit]]
+    return ", ".join(shown) + (f", … ({len(names)} in all)" if len(names) > limit else "")
+
+
 def _read(path: Path, columns: list[str]) -> pa.Table:
     """Only `columns` of a CSV or Parquet file; a missing column is a WorldError naming it."""
     if not path.is_file():
@@ -82,14 +88,14 @@ def _read(path: Path, columns: list[str]) -> pa.Table:
             names = pq.read_schema(path).names
             missing = [c for c in columns if c not in names]
             if missing:
-                raise WorldError(f"{path}: no column {missing[0]!r} (columns: {', '.join(names)})")
+                raise WorldError(f"{path}: no column {missing[0]!r} (columns: {_names(names)})")
             return pq.read_table(path, columns=columns)
         with path.open("rb") as f:
-            header = f.readline().decode("utf-8", "replace").strip().split(",")
+            header = f.readline(1 << 16).decode("utf-8", "replace").strip().split(",")
         header = [h.strip().strip('"') for h in header]
         missing = [c for c in columns if c not in header]
         if missing:
-            raise WorldError(f"{path}: no column {missing[0]!r} (columns: {', '.join(header)})")
+            raise WorldError(f"{path}: no column {missing[0]!r} (columns: {_names(header)})")
         opts = pacsv.ConvertOptions(include_columns=columns, strings_can_be_null=False)
         return pacsv.read_csv(path, convert_options=opts)
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:

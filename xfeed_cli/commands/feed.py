@@ -96,11 +96,15 @@ def _stream_in(path: Path | None) -> tuple[FeedQuery, list[PostCandidate]]:
     if path is not None:
         regular_file(path, "candidate file")  # not a FIFO or a directory
     lines = path.read_text().splitlines() if path else sys.stdin.read().splitlines()
-    q, cands = candidates.parse_stream(lines)
+    where = path if path is not None else "<stdin>"
+    try:
+        q, cands = candidates.parse_stream(lines)
+    except candidates.CandidateStreamError as exc:
+        raise InputError(f"{where}: {exc}") from exc
     try:
         return query_mod.FeedQuery.from_json(q), cands
     except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"bad query line: {exc}") from exc
+        raise InputError(f"{where}: bad query line: {exc}") from exc
 
 
 def _summary(result, label: str) -> None:
