@@ -60,9 +60,10 @@ def test_sigterm_during_the_cli_imports_exits_130():
     code = (
         "import os, signal, sys, builtins\n"
         "import xfeed_cli.entry as e\n"
-        "real = builtins.__import__\n"
+        "real, sent = builtins.__import__, []\n"
         "def imp(name, *a, **k):\n"
-        "    if name == 'typer':\n"
+        "    if name == 'typer' and not sent:  # one SIGTERM, in the middle of the imports\n"
+        "        sent.append(1)\n"
         "        os.kill(os.getpid(), signal.SIGTERM)\n"
         "    return real(name, *a, **k)\n"
         "builtins.__import__ = imp\n"
