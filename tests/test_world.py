@@ -190,3 +190,33 @@ def test_cli_synth_train_index_eval(tmp_path, runner):
     assert "Δ AUC" in res.stdout and "+0.000" in res.stdout
     both = json.loads(out.read_text())
     assert both["checkpoints"] == [str(ck), str(ck)] and both["reports"][0] == report
+
+
+def test_ranker_example_histories_are_built_on_demand_and_equal_the_stacked_arrays(tiny_world):
+    from training.trainer import HISTORY_FIELDS, _history_block
+
+    cfg = model_config("ranker")
+    seq = load_sequences(tiny_world, cfg.num_actions)
+    split = split_points(seq)
+    ex = ranker_examples(seq, cfg, split)
+    blocks = ex[HISTORY_FIELDS[0]].blocks
+    n = len(ex["labels"])
+    assert len(ex["history_actions"]) == n and n > 10
+    full = {k: np.stack([_history_block(seq, cfg, int(blocks.lo[e]), int(blocks.cut[e]))[k]
+                         for e in range(n)]) for k in HISTORY_FIELDS}  # fmt: skip
+    idx = np.array([3, 0, n - 1, 3])
+    for k in HISTORY_FIELDS:
+        np.testing.assert_array_equal(ex[k][idx], full[k][idx])
+        np.testing.assert_array_equal(ex[k][2:7], full[k][2:7])
+        np.testing.assert_array_equal(ex[k][5], full[k][5])
+        assert ex[k][idx].dtype == full[k].dtype
+    # the history ends right before the candidates: its last item is the one before the cut
+    e = int(np.flatnonzero(blocks.cut - blocks.lo >= 2)[0])
+    last = int(min(blocks.cut[e] - blocks.lo[e], cfg.history_seq_len)) - 1
+    assert ex["history_post_hashes"][e][last].tolist() == hashing_rows(seq, cfg, blocks.cut[e] - 1)
+
+
+def hashing_rows(seq, cfg, i):
+    from phoenix import hashing
+
+    return hashing.item_rows(np.array([seq.post_id[i]]), cfg.hash)[0].astype(np.int32).tolist()
