@@ -86,3 +86,18 @@ def test_unknown_arm_is_one_error_line(runner, monkeypatch):
     assert [x for x in res.stderr.splitlines() if x.startswith("error:")] == [
         "error: --arm must be for-you or chrono"
     ]
+
+
+def test_the_chrono_table_shows_each_posts_age_where_for_you_shows_the_score(runner):
+    from xfeed_cli.commands.feed import _ago
+
+    assert [_ago(ms) for ms in (0, 59_999, 42 * 60_000, 185 * 60_000, 2 * 86_400_000 + 3_600_000)] \
+        == ["0m", "0m", "42m", "3h 05m", "2d 01h"]  # fmt: skip
+    res = runner.invoke(app, ["rank", "--user", "1007", "--arm", "chrono", "--top-k", "5",
+                              "--device", "cpu"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("│")]
+    header = [ln for ln in res.stdout.splitlines() if "post id" in ln][0]
+    assert " age " in header and " score " not in header
+    ages = [ln.split("│")[6].strip() for ln in lines]
+    assert len(ages) == 5 and all(a.endswith(("m", "h")) for a in ages)

@@ -113,18 +113,28 @@ def _summary(result, label: str) -> None:
     err.print(f"{label}: {counts or 'nothing removed'} ({total:.0f} ms)", highlight=False)
 
 
+def _ago(ms: int) -> str:
+    """A post's age at the request: '42m', '3h 05m', '2d 04h'."""
+    m = max(int(ms), 0) // 60_000
+    if m < 60:
+        return f"{m}m"
+    return f"{m // 60}h {m % 60:02d}m" if m < 1440 else f"{m // 1440}d {m // 60 % 24:02d}h"
+
+
 def _render(result, query: FeedQuery) -> None:
+    chrono = query.params.arm == "chrono"  # ordered by time: the age, not a score, is the key
     cols = [Col("#", "right"), Col("post id"), Col("author", drop=4), Col("net", drop=3),
-            Col("source", drop=1), Col("score", "right"), Col("top actions", drop=2),
-            Col("text", flex=True)]  # fmt: skip
+            Col("source", drop=1), Col("age" if chrono else "score", "right"),
+            Col("top actions", drop=2), Col("text", flex=True)]  # fmt: skip
     rows = []
     for i, c in enumerate(result.selected, start=1):
         probs = sorted((c.probs or {}).items(), key=lambda kv: -kv[1])[:3]
         top = " ".join(f"{k} {v:.2f}" for k, v in probs)
         text = c.text or (f"RT of {c.source_post_id}" if c.source_post_id else "")
+        key = _ago(query.now_ms - c.created_ms) if chrono else f"{c.score:.4g}"
         rows.append([str(i), str(c.post_id), str(c.author_id), "in" if c.in_network else "out",
-                     c.source, f"{c.score:.4g}", top, escape(" ".join(text.split()))])  # fmt: skip
-    title = "Chronological" if query.params.arm == "chrono" else "For You"
+                     c.source, key, top, escape(" ".join(text.split()))])  # fmt: skip
+    title = "Chronological" if chrono else "For You"
     table = fitted_table(f"{title} — user {query.user_id}", cols, rows, out.width)
     out.print(table)
     sources = ", ".join(f"{k.split(':')[1]} {v}" for k, v in result.counts.items()
