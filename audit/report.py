@@ -70,7 +70,7 @@ def _pick_baseline(runs: list[Run], baseline: str | None) -> int | None:
     if baseline is not None:
         want = Path(baseline).resolve()
         for i, r in enumerate(runs):
-            if r.path.resolve() == want:
+            if want in {p.resolve() for p in (r.path, *r.shard_paths)}:
                 return i
         raise AuditError(f"{baseline}: the baseline is not among the runs")  # pragma: no cover
     if len(runs) < 2:
@@ -132,7 +132,8 @@ def audit(spec: AuditSpec, runs: list[Run] | None = None) -> dict[str, Any]:
 
 
 def _run_info(r: Run) -> dict[str, Any]:
-    return {"label": r.label, "arm": r.arm, "path": str(r.path), "users": r.n_users,
+    path = " + ".join(map(str, r.shard_paths)) if r.shard_paths else str(r.path)
+    return {"label": r.label, "arm": r.arm, "path": path, "users": r.n_users,
             "served_rows": int(len(r.viewer)), "world": r.world,
             "request_ms": r.manifest.get("request_ms")}  # fmt: skip
 

@@ -60,6 +60,7 @@ class Run:
     request: np.ndarray
     probs: np.ndarray
     heads: list[str]
+    shard_paths: tuple[Path, ...] = ()  # the directories of a run's shards, merged into this one
 
     @property
     def world(self) -> str:
@@ -216,9 +217,65 @@ def _append(chunks: dict[str, list], batch: pa.RecordBatch, heads: list[str],
     chunks["probs"].append(probs)
 
 
+# Manifest fields in which the shards of one run differ; the rest (arm, inputs and their hashes,
+# params, request time, keep, engine, version) must be equal.
+_PER_SHARD = ("shard", "users", "counts", "parts", "time")
+
+
+def _shard_key(m: dict[str, Any]) -> str | None:
+    shard = m.get("shard")
+    if not isinstance(shard, dict) or not isinstance(shard.get("count"), int):
+        return None
+    if shard["count"] <= 1:
+        return None
+    return json.dumps({k: v for k, v in m.items() if k not in _PER_SHARD}, sort_keys=True,
+                      default=str)  # fmt: skip
+
+
+def merge_shards(runs: list[Run]) -> list[Run]:
+    """Shards of one run (`rank --users … --shard I/N --out DIR_I`, every DIR_I given) become one
+    run, in the place of its first shard: rows concatenated (by viewer, then position), users
+    counted over the shards. Other runs pass through."""
+    keys = [_shard_key(r.manifest) for r in runs]
+    out = []
+    for i, (r, key) in enumerate(zip(runs, keys, strict=True)):
+        members = [j for j, k in enumerate(keys) if key is not None and k == key]
+        if len(members) < 2:
+            out.append(r)
+        elif members[0] == i:
+            out.append(_concat([runs[j] for j in members]))
+    return out
+
+
+def _concat(shards: list[Run]) -> Run:
+    first = shards[0]
+    seen: dict[int, Path] = {}
+    for r in shards:
+        index = r.manifest["shard"].get("index")
+        if index in seen:
+            raise AuditError(f"{r.path}: shard {index} of this run is also {seen[index]}")
+        seen[index] = r.path
+        if r.heads != first.heads:
+            raise AuditError(f"{r.path}: head columns differ from the shard {first.path}")
+    sources = sorted({s for r in shards for s in r.sources})
+    cols = {f: np.concatenate([getattr(r, f) for r in shards]) for f in _ARRAYS if f != "source"}
+    cols["source"] = np.concatenate([
+        np.array([sources.index(s) for s in r.sources] or [0], np.int8)[r.source]
+        for r in shards
+    ]).astype(np.int8)  # fmt: skip
+    order = np.lexsort((cols["position"], cols["viewer"]))
+    cols = {k: v[order] for k, v in cols.items()}
+    manifest = dict(first.manifest)
+    manifest["users"] = {"count": sum(int(r.manifest["users"]["count"]) for r in shards)}
+    manifest["shard"] = {"index": sorted(seen), "count": first.manifest["shard"]["count"]}
+    return dataclasses.replace(first, manifest=manifest, sources=sources,
+                               shard_paths=tuple(r.path for r in shards), **cols)  # fmt: skip
+
+
 def read_runs(paths: list[Path | str]) -> list[Run]:
-    """Several runs, labelled by their arm (by arm and directory name where arms repeat)."""
-    runs = [read_run(p) for p in paths]
+    """Several runs, labelled by their arm (by arm and directory name where arms repeat); the
+    shards of one run are merged (merge_shards)."""
+    runs = merge_shards([read_run(p) for p in paths])
     arms = [r.arm for r in runs]
     for r in runs:
         if arms.count(r.arm) > 1:

@@ -55,3 +55,27 @@ def test_population_whatif_ranks_both_arms_and_audits_b_against_a(runner, tmp_pa
     comp = result["segments"][0]["comparisons"]["for-you:b-oon.toml"]
     assert comp["paired_users"] == 3 and comp["posts_gained"]["value"] > 0
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a-defaults", "b-oon.toml"]
+
+
+def test_the_shards_of_a_run_are_audited_as_one_run(runner, tmp_path):
+    from audit.runs import read_runs
+
+    users = "1007,2007,3007,4007,5007,6007,7007"
+    base = ["rank", "--users", users, "--device", "cpu"]
+    for name, extra in [("whole", []), ("s0", ["--shard", "0/2"]), ("s1", ["--shard", "1/2"])]:
+        res = runner.invoke(app, [*base, *extra, "--out", str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+    whole, merged = read_runs([tmp_path / "whole"]), read_runs([tmp_path / "s1", tmp_path / "s0"])
+    assert len(merged) == 1 and merged[0].n_users == whole[0].n_users == 7
+    for f in ("viewer", "position", "post", "author", "in_network", "created", "probs"):
+        assert (getattr(merged[0], f) == getattr(whole[0], f)).all(), f
+    assert [merged[0].sources[c] for c in merged[0].source] == \
+        [whole[0].sources[c] for c in whole[0].source]  # fmt: skip
+    res = runner.invoke(app, ["audit", str(tmp_path / "s0"), str(tmp_path / "s1"),
+                              str(tmp_path / "whole"), "--baseline", str(tmp_path / "s1"),
+                              "--bootstrap", "5", "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout)
+    assert [r["users"] for r in result["runs"]] == [7, 7] and "+" in result["runs"][0]["path"]
+    res = runner.invoke(app, ["audit", str(tmp_path / "s0"), str(tmp_path / "s0")])
+    assert res.exit_code == 2
