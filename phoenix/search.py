@@ -1,10 +1,10 @@
 """Exact top-K search over a retrieval corpus, for one user or a batch of users.
 
-Scores are dot products of unit-norm user and candidate representations (phoenix_spec.md §2):
-one matrix product per block of users, then a partial sort per row. On CPU this is numpy (BLAS
-`sgemm` + `argpartition`); on an accelerator the corpus lives on the device and the product and
-`lax.top_k` run there. Results are ordered by score descending, ties by corpus index; which of
-several equal scores at the K-th place make the cut is left to the partial sort (deterministic).
+Scores are dot products of unit-norm user and candidate representations (phoenix_spec.md §2).
+On CPU this is numpy: one BLAS `sgemm` per corpus chunk for a whole block of users, then an
+exact two-stage selection (`search`); on an accelerator the corpus lives on the device and the
+product and `lax.top_k` run there. Results are ordered by score descending, ties by corpus
+index: of several equal scores at the K-th place, the lowest indices make the cut.
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# one block of scores is at most this many float32s (256 MB), whatever the batch size
+# corpus rows per product: a block's scores stay small (64 users -> 16 MB) whatever the corpus
+SEARCH_CHUNK = 64 * 1024
+# scores per group in the two-stage selection (see `search`)
+GROUP = 16
+# the plain partial sort's block of users holds at most this many scores (256 MB)
 MAX_BLOCK_SCORES = 64 * 1024 * 1024
 
 
@@ -27,43 +31,107 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise exact top-K of scores [U, N]: (indices [U, K] int64, scores [U, K])."""
+    """Row-wise exact top-K of scores [U, N]: (indices [U, K] int64, scores [U, K]); score
+    descending, ties by index (the lowest indices make the cut)."""
     u, n = scores.shape
     k = min(k, n)
     if k == 0:
         return np.zeros((u, 0), np.int64), np.zeros((u, 0), scores.dtype)
+    if not np.isfinite(scores).all():  # NaN has no place in an order: argpartition's choice
+        idx = np.argpartition(scores, n - k, axis=1)[:, n - k :] if k < n else (
+            np.broadcast_to(np.arange(n), (u, n)))  # fmt: skip
+        top = np.take_along_axis(scores, idx, axis=1)
+        order = np.lexsort((idx, -top), axis=1)
+        return (np.take_along_axis(idx, order, axis=1).astype(np.int64),
+                np.take_along_axis(top, order, axis=1))  # fmt: skip
     if k < n:
-        idx = np.argpartition(scores, n - k, axis=1)[:, n - k :]  # [U, K], unordered
+        # the K-th largest score of each row; every score above it, and the lowest-index
+        # copies of it, are the top-K
+        kth = np.partition(scores, n - k, axis=1)[:, n - k]  # [U]
+        rows, cols = np.nonzero(scores >= kth[:, None])
     else:
-        idx = np.broadcast_to(np.arange(n), (u, n))
-    top = np.take_along_axis(scores, idx, axis=1)
-    order = np.lexsort((idx, -top), axis=1)  # score descending, then index ascending
-    idx = np.take_along_axis(idx, order, axis=1)
-    return idx.astype(np.int64), np.take_along_axis(top, order, axis=1)
+        rows, cols = np.divmod(np.arange(u * n), n)
+    return _select(rows, cols, scores[rows, cols], u, k)
+
+
+def _select(
+    rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, u: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first K of each row's candidates (row [S], corpus index [S], score [S]) by score
+    descending then index; every row has at least K candidates -> ([U, K], [U, K])."""
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    counts = np.bincount(rows, minlength=u)  # [U], each >= k
+    rank = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    first = rank < k
+    return cols[first].astype(np.int64).reshape(u, k), vals[first].reshape(u, k)
 
 
 def search(
     queries: np.ndarray,  # [U, D] float32
     corpus: np.ndarray,  # [N, D] float32
     k: int,
+    rows: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-K corpus rows for each query on the host: (indices [U, K], scores [U, K]).
+    """Exact top-K corpus rows for each query on the host: (indices [U, K], scores [U, K]),
+    the same as sorting each user's full score row. With `rows` R >= U, the products are
+    computed for R query rows (padding with copies of the first), so that their shape, and with
+    it the bits of a user's scores, is the same in any block of up to R users.
 
-    One `queries @ corpus.T` per block of users (blocks bounded by MAX_BLOCK_SCORES), no loop
-    per user."""
+    One `queries @ chunk.T` per corpus chunk of SEARCH_CHUNK rows (no loop per user), and no
+    partial sort over the full rows: each chunk's scores are split into groups of GROUP; the
+    K-th largest of the group maxima seen so far is a lower bound t of each user's K-th largest
+    score (K maxima of disjoint groups are K scores >= t), so only the groups whose maximum
+    reaches t are read, and only their scores >= t are kept. The survivors (about K per user)
+    are sorted exactly. A corpus of fewer than 2·K groups takes a plain partial sort per row
+    (`top_k_rows`, blocks of users bounded by MAX_BLOCK_SCORES)."""
     queries = np.asarray(queries, np.float32)
     u, n = len(queries), len(corpus)
     k = min(k, n)
-    idx = np.zeros((u, k), np.int64)
-    top = np.zeros((u, k), np.float32)
-    block = max(1, MAX_BLOCK_SCORES // max(n, 1))
-    for start in range(0, u, block):
-        stop = min(start + block, u)
-        scores = (
-            queries[start:stop] @ corpus.T if stop - start > 1 else (corpus @ queries[start])[None]
-        )
-        idx[start:stop], top[start:stop] = top_k_rows(scores, k)
-    return idx, top
+    if not np.isfinite(queries).all():
+        raise ValueError("search: the query representations hold NaN or inf")
+    if k == 0 or u == 0:
+        return np.zeros((u, k), np.int64), np.zeros((u, k), np.float32)
+    if rows:
+        if u > rows:
+            raise ValueError(f"search: {u} queries for products of {rows} rows")
+        queries = np.concatenate([queries, np.repeat(queries[:1], rows - u, axis=0)])
+    if n < 2 * k * GROUP:
+        block = rows or max(1, MAX_BLOCK_SCORES // n)
+        parts = [top_k_rows(_scores(queries[a : a + block], corpus, 0, n)[: u - a], k)
+                 for a in range(0, u, block)]  # fmt: skip
+        return np.concatenate([i for i, _ in parts]), np.concatenate([t for _, t in parts])
+    thresh = np.full(u, -np.inf, np.float32)  # [U] lower bound of each K-th largest score
+    best = np.zeros((u, 0), np.float32)  # [U, <=K] the largest group maxima so far
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (row, index, score) [S]
+    for start in range(0, n, SEARCH_CHUNK):
+        scores = _scores(queries, corpus, start, min(n, start + SEARCH_CHUNK))[:u]  # [U, C]
+        g = scores.shape[1] // GROUP
+        grouped = scores[:, : g * GROUP].reshape(u, GROUP, g)  # group j: columns j + i*g
+        maxima = grouped.max(axis=1)  # [U, g]
+        best = np.concatenate([best, maxima], axis=1)
+        if best.shape[1] >= k:
+            best = np.partition(best, best.shape[1] - k, axis=1)[:, -k:]
+            thresh = best.min(axis=1)
+        r, j = np.nonzero(maxima >= thresh[:, None])  # groups that may hold top-K scores
+        cols = j[:, None] + g * np.arange(GROUP)  # [S, GROUP]
+        vals = scores[r[:, None], cols]
+        keep = vals >= thresh[r][:, None]
+        found.append((np.broadcast_to(r[:, None], cols.shape)[keep], cols[keep] + start,
+                      vals[keep]))  # fmt: skip
+        tail = scores[:, g * GROUP :]  # the last < GROUP scores of a row
+        r, c = np.nonzero(tail >= thresh[:, None])
+        found.append((r, c + g * GROUP + start, tail[r, c]))
+    rows, cols, vals = (np.concatenate(x) for x in zip(*found, strict=True))
+    keep = vals >= thresh[rows]  # the final bound
+    return _select(rows[keep], cols[keep], vals[keep], u, k)
+
+
+def _scores(queries: np.ndarray, corpus: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """queries @ corpus[start:stop].T -> [U, stop - start] (a single query as a product with a
+    vector, as before: the bits of a score do not depend on the chunking)."""
+    chunk = corpus[start:stop]
+    return queries @ chunk.T if len(queries) > 1 else (chunk @ queries[0])[None]
 
 
 class DeviceCorpus:

@@ -96,17 +96,21 @@ _THUNDER_INT = (
 )  # fmt: skip
 
 
-# users per user-tower call and per retrieval product (fixed shapes, so a user's scores are the
-# same bits alone or in any batch); small, so a single request does not pay for 63 padding users
+# users per user-tower call (fixed shapes, so a user's representation is the same bits alone or
+# in any batch); small, so a single request does not pay for 63 padding users
 USERS_PER_CALL = 8
+# users per retrieval product (fixed shape, as above): one pass over the corpus serves them all;
+# on a large corpus reading it costs more than the padding rows' products
+USERS_PER_SEARCH = 64
 
 
 @dataclasses.dataclass
 class PhoenixRetrievalSource(StageDefaults):
     """Out-of-network posts: the user tower over the query's sequence, dot-product top-K over the
     corpus (≤ 1,000), posts created after the request time excluded. Off for in-network-only
-    viewers. Ancestors stay empty (as upstream). One user-tower call and one matmul + top-K per
-    block of users (per request time)."""
+    viewers. Ancestors stay empty (as upstream). One user-tower call per block of
+    USERS_PER_CALL users and one exact search (phoenix.search) per block of USERS_PER_SEARCH
+    users (per request time)."""
 
     retriever: Retriever
     corpus: Corpus
@@ -132,13 +136,10 @@ class PhoenixRetrievalSource(StageDefaults):
             emb = self.corpus.embeddings if rows is None else self.corpus.embeddings[rows]
             at = np.flatnonzero(now == t)
             kt = min(k, len(emb))
-            for a in range(0, len(at), USERS_PER_CALL):  # one fixed-shape product per block,
-                part = at[a : a + USERS_PER_CALL]  # so a user's scores are the same bits in
-                block = np.zeros((USERS_PER_CALL, reps.shape[1]), np.float32)  # any batch
-                block[: len(part)] = reps[part]
-                i, s = search(block, emb, kt)  # [USERS_PER_CALL, kt]
-                i = i[: len(part)] if rows is None else rows[i[: len(part)]]
-                idx[part, :kt], top[part, :kt] = i, s[: len(part)]
+            for a in range(0, len(at), USERS_PER_SEARCH):  # one fixed-shape product per block,
+                part = at[a : a + USERS_PER_SEARCH]  # so a user's scores are the same bits in
+                i, s = search(reps[part], emb, kt, rows=USERS_PER_SEARCH)  # any batch
+                idx[part, :kt], top[part, :kt] = (i if rows is None else rows[i]), s  # [P, kt]
             k = min(k, kt)
         kk = min(k, len(self.corpus.post_ids))
         take = np.array([min(queries[r].params.retrieval_max_results, kk) for r in reqs.tolist()],

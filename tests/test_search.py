@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from phoenix import search
 from phoenix.runtime import Retriever
@@ -23,20 +24,46 @@ def test_search_equals_a_full_sort_per_user():
     np.testing.assert_array_equal(top, np.take_along_axis(scores, idx, axis=1))
 
 
-def test_search_with_ties_returns_a_top_k_ordered_by_score_then_index():
+def test_search_with_ties_returns_the_k_best_by_score_then_lowest_index():
     rng = np.random.default_rng(0)
     corpus = rng.integers(-3, 4, (300, 8)).astype(np.float32)  # many exact ties
     queries = rng.integers(-2, 3, (5, 8)).astype(np.float32)
     idx, top = search.search(queries, corpus, 17)
+    scores = queries @ corpus.T  # small integers: exact in any summation order
+    assert idx.tolist() == _brute(scores, 17)  # ties at the K-th place: the lowest indices
+    np.testing.assert_array_equal(top, np.take_along_axis(scores, idx, axis=1))
+
+
+@pytest.mark.parametrize(("chunk", "group"), [(64, 4), (50, 3), (1000, 2), (7, 1)])
+def test_two_stage_search_equals_a_full_sort_with_ties(monkeypatch, chunk, group):
+    monkeypatch.setattr(search, "SEARCH_CHUNK", chunk)
+    monkeypatch.setattr(search, "GROUP", group)
+    rng = np.random.default_rng(group)
+    corpus = rng.integers(-2, 3, (2003, 4)).astype(np.float32)  # ties everywhere
+    queries = rng.integers(-2, 3, (6, 4)).astype(np.float32)
     scores = queries @ corpus.T
-    for row, i, t in zip(scores, idx.tolist(), top.tolist(), strict=True):
-        assert t == sorted(row.tolist(), reverse=True)[:17]  # the K best scores
-        assert [(-a, b) for a, b in zip(t, i, strict=True)] == sorted(
-            (-a, b) for a, b in zip(t, i, strict=True)
-        )  # score descending, then index
-        assert len(set(i)) == 17
-    again = search.search(queries, corpus, 17)
-    np.testing.assert_array_equal(idx, again[0])  # deterministic
+    for k in (1, 30, 2003):
+        idx, top = search.search(queries, corpus, k)
+        assert idx.tolist() == _brute(scores, k)
+        np.testing.assert_array_equal(top, np.take_along_axis(scores, idx, axis=1))
+
+
+def test_search_padded_to_fixed_rows_equals_unpadded_and_refuses_more_queries():
+    rng = np.random.default_rng(4)
+    corpus = rng.integers(-3, 4, (900, 8)).astype(np.float32)
+    queries = rng.integers(-2, 3, (3, 8)).astype(np.float32)
+    plain = search.search(queries, corpus, 20)
+    padded = search.search(queries, corpus, 20, rows=8)
+    np.testing.assert_array_equal(plain[0], padded[0])
+    np.testing.assert_array_equal(plain[1], padded[1])
+    with pytest.raises(ValueError, match="3 queries for products of 2 rows"):
+        search.search(queries, corpus, 20, rows=2)
+
+
+def test_search_refuses_non_finite_queries():
+    corpus = np.eye(4, dtype=np.float32)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        search.search(np.array([[np.nan, 0, 0, 0]], np.float32), corpus, 2)
 
 
 def test_search_blocks_of_users_do_not_change_results(monkeypatch):
