@@ -138,7 +138,8 @@ class Ranker:
         one jitted call of shape [users_per_call, bucket] each (a short group padded with copies
         of its first user, results dropped). The shape a user is computed in depends only on
         its own candidate count, so a user's probabilities are the same bits alone or in any
-        batch. The reference path goes user by user."""
+        batch. The reference path goes user by user. A NaN or inf probability is a
+        NonFiniteOutputError naming the head (as `rank`)."""
         if self.path != "cached":
             return [self.rank(h, p, a) for h, p, a in zip(histories, post_ids, author_ids,
                                                           strict=True)]  # fmt: skip
@@ -166,7 +167,7 @@ class Ranker:
         for group, probs in pending:
             probs = np.asarray(probs, np.float32)
             for j, i in enumerate(group):
-                out[i] = probs[j, : len(post_ids[i])]
+                out[i] = finite_output(probs[j, : len(post_ids[i])], "ranker", cfg.head_names)
         return out
 
     def _rank_cached(

@@ -142,3 +142,28 @@ def test_batches_in_threads_give_the_same_rows_as_one_at_a_time(monkeypatch):
     monkeypatch.setattr(pop, "BATCH_THREADS", 2)
     two, _ = pop.rank_users(users, spec)
     assert one.num_rows > 12 * 10 and one.equals(two)
+
+
+def test_non_finite_ranker_output_is_the_same_error_for_users_as_for_user(runner, tmp_path):
+    import shutil
+
+    from checkpoints import safetensors_io
+
+    bad = tmp_path / "ckpt"
+    shutil.copytree("data/samples/checkpoint", bad)
+    emb = bad / "ranker" / "embeddings.safetensors"
+    tables, meta = safetensors_io.load(emb, mmap=False)
+    tables = {k: np.full_like(v, np.inf) for k, v in tables.items()}
+    safetensors_io.save(emb, tables, metadata=meta, force=True)
+    errors = []
+    for argv in (
+        ["rank", "--user", str(USERS[0]), "--json"],
+        ["rank", "--users", ",".join(map(str, USERS)), "--out", str(tmp_path / "o")],
+    ):
+        res = runner.invoke(app, [*argv, "--checkpoint", str(bad), "--device", "cpu"])
+        lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        errors.append(lines[0])
+    assert errors[0] == errors[1]
+    assert "ranker produced non-finite values (head " in errors[0]
+    assert not (tmp_path / "o" / "manifest.json").exists()
