@@ -1,0 +1,58 @@
+"""WorldData lookups: edge membership and id rows equal a brute-force answer, whichever search
+path (a batch's few viewers, or many destinations; needles sorted or not) they take."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.feed import BUNDLED
+from world import data
+from world.data import WorldData
+
+
+@pytest.fixture(scope="module")
+def world():
+    return WorldData(BUNDLED.world)
+
+
+def _pairs(world, kind, rng, viewers):
+    src, dst, created = world.edges[kind]
+    pick = rng.integers(0, len(src), 3000)
+    s = np.r_[src[pick], dst[pick], rng.choice(world.user_ids, 3000), [99, 1007]]  # + unknown
+    d = np.r_[dst[pick], src[pick], rng.choice(viewers, 3000), [1007, 99]]
+    return s.astype(np.int64), d.astype(np.int64)
+
+
+@pytest.mark.parametrize("viewers", [40, None])  # a batch's few viewers; every user
+@pytest.mark.parametrize("kind", ["follow", "block"])
+def test_has_edges_equals_a_brute_force_lookup(world, kind, viewers):
+    rng = np.random.default_rng(0)
+    pool = world.user_ids if viewers is None else rng.choice(world.user_ids, viewers)
+    src, dst, created = world.edges[kind]
+    first: dict[tuple[int, int], int] = {}
+    for a, b, t in zip(src.tolist(), dst.tolist(), created.tolist(), strict=True):
+        first[(a, b)] = min(t, first.get((a, b), t))
+    s, d = _pairs(world, kind, rng, pool)
+    if viewers is not None:  # every destination one of the few viewers, and their in-edges
+        mine = [p for p in first if p[1] in set(pool.tolist())]
+        s = np.r_[[a for a, _ in mine], rng.choice(world.user_ids, 3000)].astype(np.int64)
+        d = np.r_[[b for _, b in mine], rng.choice(pool, 3000)].astype(np.int64)
+    until = np.full(len(s), int(np.median(created)), np.int64)
+    got = world.has_edges(s, d, kind)
+    got_t = world.has_edges(s, d, kind, until)
+    want = [(a, b) in first for a, b in zip(s.tolist(), d.tolist(), strict=True)]
+    want_t = [first.get((a, b), 1 << 62) <= u for a, b, u in
+              zip(s.tolist(), d.tolist(), until.tolist(), strict=True)]  # fmt: skip
+    assert got.tolist() == want and got_t.tolist() == want_t
+    assert any(want) and not all(want)
+
+
+def test_id_rows_with_many_needles_equal_searchsorted():
+    rng = np.random.default_rng(1)
+    ids = np.unique(rng.integers(0, 1 << 40, 50_000))
+    x = np.r_[rng.choice(ids, 4000), rng.integers(0, 1 << 40, 4000)]
+    pos = np.minimum(np.searchsorted(ids, x), len(ids) - 1)
+    want = np.where(ids[pos] == x, pos, -1)
+    assert np.array_equal(data._rows(ids, x), want)
+    assert np.array_equal(data._search(ids, x), np.searchsorted(ids, x))
