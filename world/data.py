@@ -30,34 +30,48 @@ class WorldData:
     def __init__(self, world: Path | str):
         self.path = Path(world)
         self.meta = read_world_json(world)
+        pool = pa.default_memory_pool()
+        # one table at a time, each dropped (when its loader returns) and its memory handed back
+        # before the next is read: peak and resident memory stay near the arrays kept
+        self._load_posts(world)
+        pool.release_unused()
+        self._load_users(world)
+        self._load_edges(world)
+        pool.release_unused()
+
+    def _load_posts(self, world: Path | str) -> None:
         extra = ["event", "event_ms", "text", "has_media", "subscription_only", "labels"]
         posts = read_table(world, "posts", [*self.POST_COLUMNS, *extra])  # only what is used
-        creates = posts.filter(pc.equal(posts.column("event"), "create"))
-        order = np.argsort(creates.column("post_id").to_numpy(), kind="stable")
-        creates = creates.take(order)
-        ids = creates.column("post_id").to_numpy()
+        event = posts.column("event")
+        rows = np.flatnonzero(pc.fill_null(pc.equal(event, "create"), False).to_numpy(
+            zero_copy_only=False))  # fmt: skip
+        ids = posts.column("post_id").to_numpy()[rows]
+        order = np.argsort(ids, kind="stable")  # by post id; the first create of an id wins
+        rows, ids = rows[order], ids[order]
         first = np.r_[True, ids[1:] != ids[:-1]] if len(ids) else np.zeros(0, bool)
-        creates = creates.filter(pa.array(first))
-        self.posts = {
-            c: pc.fill_null(creates.column(c), 0).to_numpy().astype(np.int64)
-            for c in self.POST_COLUMNS
-        }
+        take = pa.array(rows[first])
+
+        def column(name: str) -> pa.Array:
+            return posts.column(name).take(take)
+
+        self.posts = {c: pc.fill_null(column(c), 0).to_numpy().astype(np.int64)
+                      for c in self.POST_COLUMNS}  # fmt: skip
         # texts stay in Arrow (one buffer, not a Python string per post); `texts(rows)` gathers
-        self._text = pc.fill_null(creates.column("text"), "").combine_chunks()
-        self.has_media = pc.fill_null(creates.column("has_media"), False).to_numpy(
+        self._text = pc.fill_null(column("text"), "").combine_chunks()
+        self.has_media = pc.fill_null(column("has_media"), False).to_numpy(zero_copy_only=False)
+        self.subscription_only = pc.fill_null(column("subscription_only"), False).to_numpy(
             zero_copy_only=False
         )
-        self.subscription_only = pc.fill_null(creates.column("subscription_only"), False).to_numpy(
-            zero_copy_only=False
-        )
-        labels = creates.column("labels")
+        labels = column("labels")
         has = np.flatnonzero(pc.fill_null(pc.list_value_length(labels), 0).to_numpy())
         self.labels = [()] * len(labels)  # Python tuples only for the posts that have labels
         for r, x in zip(has.tolist(), labels.take(pa.array(has)).to_pylist(), strict=True):
             self.labels[r] = tuple(x)
-        deletes = posts.filter(pc.equal(posts.column("event"), "delete"))
+        deletes = posts.select(["event", "post_id", "event_ms"]).filter(pc.equal(event, "delete"))
         self.delete_ms = dict(zip(deletes.column("post_id").to_pylist(),
                                   deletes.column("event_ms").to_pylist(), strict=True))  # fmt: skip
+
+    def _load_users(self, world: Path | str) -> None:
         users = read_table(world, "users", ["user_id", *self.USER_COLUMNS])  # only what is used
         self.user_ids = users.column("user_id").to_numpy().astype(np.int64)
         uorder = np.argsort(self.user_ids)
@@ -65,19 +79,24 @@ class WorldData:
         self.users = {
             c: users.column(c).take(pa.array(uorder)).to_pylist() for c in self.USER_COLUMNS
         }
-        edges = read_table(world, "edges", ["src_user_id", "dst_user_id", "kind", "created_ms"])
-        self.edges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        for kind in ("follow", "block", "mute", "subscribe"):
-            e = edges.filter(pc.equal(edges.column("kind"), kind))
-            e = e.sort_by([("src_user_id", "ascending"), ("created_ms", "ascending"),
-                           ("dst_user_id", "ascending")])  # fmt: skip
-            self.edges[kind] = (
-                e.column("src_user_id").to_numpy(),
-                e.column("dst_user_id").to_numpy(),
-                pc.fill_null(e.column("created_ms"), 0).to_numpy().astype(np.int64),
-            )
 
-        pa.default_memory_pool().release_unused()  # the tables read above are freed
+    def _load_edges(self, world: Path | str) -> None:
+        """Per kind: (src, dst, created) sorted by src, then created (unknown last), then dst."""
+        edges = read_table(world, "edges", ["src_user_id", "dst_user_id", "kind", "created_ms"])
+        kind = pc.dictionary_encode(edges.column("kind")).combine_chunks()
+        names, codes = kind.dictionary.to_pylist(), kind.indices.to_numpy(zero_copy_only=False)
+        src = edges.column("src_user_id").to_numpy()
+        dst = edges.column("dst_user_id").to_numpy()
+        created_col = edges.column("created_ms")
+        known = pc.is_valid(created_col).to_numpy(zero_copy_only=False)
+        created = pc.fill_null(created_col, 0).to_numpy().astype(np.int64)
+        del edges, kind, created_col
+        self.edges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for name in ("follow", "block", "mute", "subscribe"):
+            rows = np.flatnonzero(codes == names.index(name)) if name in names else np.zeros(0, int)
+            last = np.where(known[rows], created[rows], np.iinfo(np.int64).max)
+            rows = rows[np.lexsort((dst[rows], last, src[rows]))]
+            self.edges[name] = (src[rows], dst[rows], created[rows])
 
     @functools.cached_property
     def activity(self) -> Activity:
