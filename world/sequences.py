@@ -30,7 +30,7 @@ class Sequences:
     post_id: np.ndarray  # [N] int64
     author_id: np.ndarray  # [N] int64
     time_ms: np.ndarray  # [N] int64 (first event on the item)
-    actions: np.ndarray  # [N, A] float32 multi-hot by ActionName
+    actions: np.ndarray  # [N, A] uint8 multi-hot by ActionName (0/1)
     dwell_s: np.ndarray  # [N] float32 (0 when unknown)
     surface: np.ndarray  # [N] int32 product surface
 
@@ -54,7 +54,9 @@ def load_sequences(
     t = read_table(world, "engagements", cols, filters=filters)
     if until_ms is not None:
         t = t.filter(pc.less_equal(t.column("event_ms"), until_ms))
-    return group_items(engagement_columns(t), num_actions)
+    columns = engagement_columns(t)
+    del t  # the Arrow table is not needed while grouping
+    return group_items(columns, num_actions)
 
 
 ENGAGEMENT_COLUMNS = ("user_id", "post_id", "author_id", "action", "event_ms", "dwell_s",
@@ -67,7 +69,7 @@ def engagement_columns(t: pa.Table) -> dict[str, np.ndarray]:
         "user_id": t.column("user_id").to_numpy().astype(np.int64),
         "post_id": t.column("post_id").to_numpy().astype(np.int64),
         "author_id": t.column("author_id").to_numpy().astype(np.int64),
-        "action": t.column("action").to_numpy().astype(np.int64),
+        "action": t.column("action").to_numpy().astype(np.int32),
         "event_ms": t.column("event_ms").to_numpy().astype(np.int64),
         "dwell_s": pc.fill_null(t.column("dwell_s"), 0.0).to_numpy().astype(np.float32),
         "product_surface": pc.fill_null(t.column("product_surface"), 1).to_numpy(),
@@ -75,13 +77,15 @@ def engagement_columns(t: pa.Table) -> dict[str, np.ndarray]:
 
 
 def group_items(cols: dict[str, np.ndarray], num_actions: int) -> Sequences:
-    """Engagement events (`engagement_columns`, any order) -> items grouped by user and time."""
-    user, post, event = cols["user_id"], cols["post_id"], cols["event_ms"]
+    """Engagement events (`engagement_columns`, any order) -> items grouped by user and time.
+    Consumes `cols`: each event column is released once reordered (the peak stays near one copy
+    of the events)."""
     # one item per (user, post): order by user, post, time, then collapse
-    order = np.lexsort((event, post, user))
-    user, post, event = user[order], post[order], event[order]
-    action, dwell = cols["action"][order], cols["dwell_s"][order]
-    author, surface = cols["author_id"][order], cols["product_surface"][order]
+    order = np.lexsort((cols["event_ms"], cols["post_id"], cols["user_id"]))
+    user, post, event = (cols.pop(k)[order] for k in ("user_id", "post_id", "event_ms"))
+    action, dwell = cols.pop("action")[order], cols.pop("dwell_s")[order]
+    author, surface = cols.pop("author_id")[order], cols.pop("product_surface")[order]
+    del order
     new_item = (
         np.r_[True, (user[1:] != user[:-1]) | (post[1:] != post[:-1])]
         if len(user)
@@ -90,14 +94,17 @@ def group_items(cols: dict[str, np.ndarray], num_actions: int) -> Sequences:
     item = np.cumsum(new_item) - 1
     n = int(item[-1]) + 1 if len(item) else 0
     first = np.flatnonzero(new_item)
-    actions = np.zeros((n, num_actions), np.float32)
-    ok = action < num_actions
-    actions[item[ok], action[ok]] = 1.0
     item_dwell = np.zeros(n, np.float32)
     np.maximum.at(item_dwell, item, dwell)
     i_user, i_post, i_time = user[first], post[first], event[first]
-    # regroup items by user and time
+    # regroup items by user and time; the multi-hot (the one [N, A] array: 1 byte per cell) is
+    # written straight into that order, never copied
     by_time = np.lexsort((i_post, i_time, i_user))
+    place = np.empty(n, np.int64)
+    place[by_time] = np.arange(n)
+    actions = np.zeros((n, num_actions), np.uint8)
+    ok = action < num_actions
+    actions[place[item[ok]], action[ok]] = 1
     i_user = i_user[by_time]
     users, starts = np.unique(i_user, return_index=True)
     return Sequences(
@@ -106,7 +113,7 @@ def group_items(cols: dict[str, np.ndarray], num_actions: int) -> Sequences:
         post_id=i_post[by_time].astype(np.int64),
         author_id=author[first][by_time].astype(np.int64),
         time_ms=i_time[by_time].astype(np.int64),
-        actions=actions[by_time],
+        actions=actions,
         dwell_s=item_dwell[by_time],
         surface=surface[first][by_time].astype(np.int32),
     )
