@@ -76,27 +76,21 @@ def flip(rel: str, n: int) -> Callable[[Path, np.random.Generator], None]:
     return m
 
 
-def head_flip(rel: str) -> Callable[[Path, np.random.Generator], None]:
-    """Flip bytes in the first 4 KiB, where headers, footers' offsets and JSON keys live."""
+def edge_flip(rel: str, tail: bool) -> Callable[[Path, np.random.Generator], None]:
+    """Damage 1–3 bytes near an end: in the first 4 KiB (headers, offsets, JSON keys: set to a
+    telling byte) or in the last 2 KiB (Parquet's footer and its metadata: bits flipped)."""
 
     def m(box: Path, rng: np.random.Generator) -> None:
         data = bytearray((box / rel).read_bytes())
+        if not data:
+            return
         for _ in range(int(rng.integers(1, 4))):
-            i = int(rng.integers(0, min(len(data), 4096)))
-            data[i] = int(rng.choice([0x00, 0xFF, 0x7F, 0x2D, 0x39, 0x22, 0x5B]))
-        _replace(box / rel, bytes(data))
-
-    return m
-
-
-def tail_flip(rel: str) -> Callable[[Path, np.random.Generator], None]:
-    """Flip bytes in the last 2 KiB (Parquet's footer and its metadata)."""
-
-    def m(box: Path, rng: np.random.Generator) -> None:
-        data = bytearray((box / rel).read_bytes())
-        for _ in range(int(rng.integers(1, 4))):
-            i = len(data) - 1 - int(rng.integers(0, min(len(data), 2048)))
-            data[i] ^= int(rng.integers(1, 256))
+            if tail:
+                i = len(data) - 1 - int(rng.integers(0, min(len(data), 2048)))
+                data[i] ^= int(rng.integers(1, 256))
+            else:
+                i = int(rng.integers(0, min(len(data), 4096)))
+                data[i] = int(rng.choice([0x00, 0xFF, 0x7F, 0x2D, 0x39, 0x22, 0x5B]))
         _replace(box / rel, bytes(data))
 
     return m
@@ -405,7 +399,7 @@ def drawn_cases(n: int, rng: np.random.Generator) -> list[Case]:
                               "missing", "random", "devzero"])  # fmt: skip
             mut = {
                 "truncate": truncate(rel), "flip": flip(rel, int(rng.integers(1, 16))),
-                "head": head_flip(rel), "tail": tail_flip(rel),
+                "head": edge_flip(rel, False), "tail": edge_flip(rel, True),
             }.get(str(how)) or replace_with(rel, str(how))  # fmt: skip
             cmds = FILE_TARGETS[rel]
             argv = cmds[int(rng.integers(0, len(cmds)))]
