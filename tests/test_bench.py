@@ -77,3 +77,34 @@ def test_load_bench_measures_a_fresh_process(tmp_path):
     assert row.timing.p50 > 0
     assert row.extra["peak_rss_mb"] >= row.extra["baseline_rss_mb"] > 0
     assert "ranks 8 candidates" in report.notes[0]
+
+
+def test_the_hostile_sweep_flags_what_breaks_a_promise_and_passes_what_keeps_it(tmp_path):
+    import numpy as np
+
+    from benchmarks.hostile import run_case
+    from benchmarks.hostile_cases import Case, drawn_cases, replace_with
+
+    pristine, work = tmp_path / "p", tmp_path / "w"
+    pristine.mkdir()
+    work.mkdir()
+    query = ('{"query": {"user_id": "1007", "now_ms": 1784592000000, "resources": '
+             '{"world": "w", "checkpoint": "c"}}}')  # fmt: skip
+    cand = '{"post_id": "11", "author_id": "12", "created_ms": 1784500000000, "score": 0.5}'
+    (pristine / "scored.jsonl").write_text(query + "\n" + cand + "\n")
+    (pristine / "mine.toml").write_text("# my notes\n")
+    rng = np.random.default_rng(0)
+    ok = run_case(Case("valid", ["select", "--in", "scored.jsonl", "-o", "o"], out="o"),
+                  pristine, work, rng, 60)  # fmt: skip
+    assert ok.rc == 0 and ok.problems == []
+    to_fifo = replace_with("scored.jsonl", "fifo")
+    fifo = run_case(Case("fifo", ["select", "--in", "scored.jsonl"], to_fifo), pristine, work,
+                    rng, 60)  # fmt: skip
+    assert fifo.rc == 2 and fifo.problems == [] and fifo.error_line.startswith("error:")
+    # writing over a file the case may not touch is caught (--force makes xfeed do it)
+    bad = run_case(Case("overwrite", ["params", "--toml", "mine.toml", "--force"]), pristine,
+                   work, rng, 60)  # fmt: skip
+    assert any("changed outside the output: mine.toml" in p for p in bad.problems)
+    assert (pristine / "mine.toml").read_text() == "# my notes\n"  # sandboxes are copies
+    names = [c.name for c in drawn_cases(40, np.random.default_rng(5))]
+    assert names == [c.name for c in drawn_cases(40, np.random.default_rng(5))] and len(names) == 40
