@@ -12,6 +12,7 @@ hashes, params, request time, counts and per-stage time. A part that exists is f
 from __future__ import annotations
 
 import collections
+import ctypes
 import dataclasses
 import functools
 import hashlib
@@ -349,8 +350,28 @@ def rank_users(users: np.ndarray, spec: RunSpec) -> tuple[pa.Table, dict[str, An
         for _stage, comp, _ in res.removed_info:
             stats["removed"][comp] = stats["removed"].get(comp, 0) + 1
         stats["errors"] += res.errors
+        del res
+        release_free_memory()
     table = pa.concat_tables(tables) if tables else schema().empty_table()
     return table, stats
+
+
+@functools.cache
+def _libc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+def release_free_memory() -> None:
+    """Hand the memory freed by a batch back to the system: glibc keeps freed blocks in its
+    per-thread arenas (about 0.35 GB between parts of a 100k-user run) and pyarrow in its
+    pool; without this the resident set grows with them."""
+    pa.default_memory_pool().release_unused()
+    trim = _libc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def write_part(path: Path, table: pa.Table) -> None:

@@ -84,6 +84,8 @@ class _UserRows:
         f = pq.ParquetFile(self.path)
         table = f.read_row_groups(list(groups), columns=list(self.columns)) if groups else None
         got = self._sorted(self.convert(table)) if table is not None else self._empty()
+        del table
+        pa.default_memory_pool().release_unused()  # the row groups' Arrow memory, now copied
         with self._lock:
             self._groups[groups] = got
             while len(self._groups) > CACHED_GROUPS:
@@ -173,6 +175,8 @@ class Activity:
         for c in self._imp.chunks():
             rows = self._post_rows(c["post_id"][c["event_ms"] <= now_ms])
             out["views"] += np.bincount(rows[rows >= 0], minlength=self._num_posts)
+        del c
+        pa.default_memory_pool().release_unused()  # the row groups read (streamed tables)
         with self._lock:
             if len(self._counts) >= 4:
                 self._counts.pop(next(iter(self._counts)))
