@@ -9,7 +9,11 @@ index: of several equal scores at the K-th place, the lowest indices make the cu
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
+from collections.abc import Iterator
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -84,8 +88,14 @@ def search(
     score (K maxima of disjoint groups are K scores >= t), so only the groups whose maximum
     reaches t are read, and only their scores >= t are kept. The survivors (about K per user)
     are sorted exactly. A corpus of fewer than 2·K groups takes a plain partial sort per row
-    (`top_k_rows`, blocks of users bounded by MAX_BLOCK_SCORES)."""
-    queries = np.asarray(queries, np.float32)
+    (`top_k_rows`, blocks of users bounded by MAX_BLOCK_SCORES). BLAS runs on one thread."""
+    with _one_blas_thread():
+        return _search(np.asarray(queries, np.float32), corpus, k, rows)
+
+
+def _search(
+    queries: np.ndarray, corpus: np.ndarray, k: int, rows: int
+) -> tuple[np.ndarray, np.ndarray]:
     u, n = len(queries), len(corpus)
     k = min(k, n)
     if not np.isfinite(queries).all():
@@ -125,6 +135,35 @@ def search(
     rows, cols, vals = (np.concatenate(x) for x in zip(*found, strict=True))
     keep = vals >= thresh[rows]  # the final bound
     return _select(rows[keep], cols[keep], vals[keep], u, k)
+
+
+@functools.cache
+def _blas_local_threads() -> ctypes._CFuncPtr | None:
+    """OpenBLAS's setter of the calling thread's BLAS thread count, in numpy's bundled OpenBLAS
+    (OpenBLAS >= 0.3.27); None where numpy uses another BLAS."""
+    libs = Path(np.__file__).resolve().parent.parent / "numpy.libs"
+    for lib in sorted(libs.glob("libscipy_openblas*.so*")):
+        try:
+            setter = ctypes.CDLL(str(lib)).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        setter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
+        return setter
+    return None
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS calls of this thread on one core: the search's thin products gain little from
+    threads, and on a busy machine (or beside the other batch in flight) OpenBLAS's spinning
+    helper threads doubled the CPU time of a search (same bits either way)."""
+    setter = _blas_local_threads()
+    previous = setter(1) if setter is not None else None
+    try:
+        yield
+    finally:
+        if setter is not None:
+            setter(previous)
 
 
 def _scores(queries: np.ndarray, corpus: np.ndarray, start: int, stop: int) -> np.ndarray:

@@ -102,3 +102,14 @@ def test_encode_users_in_batches_equals_one_at_a_time(tiny_retrieval_ckpt):
     batched = retriever.encode_users(histories, batch_size=2)
     single = np.stack([retriever.encode_user(h)[0] for h in histories])
     np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_search_restores_the_callers_blas_thread_count():
+    setter = search._blas_local_threads()
+    if setter is None:
+        pytest.skip("numpy's BLAS is not OpenBLAS with per-thread thread counts")
+    before = setter(2)
+    rng = np.random.default_rng(5)
+    search.search(rng.standard_normal((3, 8), dtype=np.float32),
+                  rng.standard_normal((500, 8), dtype=np.float32), 10)  # fmt: skip
+    assert setter(before) == 2
