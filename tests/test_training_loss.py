@@ -246,3 +246,30 @@ def test_user_sampling_draws_each_batch_row_from_a_different_user():
         assert sorted(groups[idx].tolist()) == [0, 1, 2, 3]  # every user once per batch
     rows = np.concatenate(seen)
     assert len(set(rows[groups[rows] == 0].tolist())) > 4  # user 0's examples all take turns
+
+
+def test_selection_key_prefers_low_loss_or_high_auc_and_never_nan():
+    from training.steps import selection_key
+
+    a, b = {"valid_loss": 0.3, "valid_auc": 0.7}, {"valid_loss": 0.2, "valid_auc": 0.6}
+    assert selection_key(b, "loss") < selection_key(a, "loss")
+    assert selection_key(a, "auc") < selection_key(b, "auc")
+    assert selection_key({"valid_loss": 0.1, "valid_auc": None}, "auc") == float("inf")
+    assert selection_key({"valid_loss": float("nan")}, "loss") == float("inf")
+    with pytest.raises(ValueError, match="select_by"):
+        selection_key(a, "recall")
+
+
+def test_ranker_keeps_the_state_with_the_best_validation_auc(log_world, tmp_path):
+    from training.trainer import default_train_config, train_model
+
+    tc = dataclasses.replace(default_train_config("ranker", imported=True), steps=15,
+                             batch_size=8, holdout="loo", valid_fraction=0.2, eval_every=5,
+                             select_by="auc")  # fmt: skip
+    records = []
+    meta = train_model("ranker", log_world, tmp_path / "ck", train_config=tc, log=records.append)
+    assert [r["step"] for r in records] == [5, 10, 15]
+    assert all(r["valid_auc"] is not None for r in records)
+    best = max(records, key=lambda r: r["valid_auc"])
+    assert meta["selected"] == {"by": "auc", "step": best["step"], "valid_loss": best["valid_loss"],
+                                "valid_auc": best["valid_auc"]}  # fmt: skip

@@ -38,7 +38,7 @@ MIN_POSITIVES = 20  # heads with fewer held-out positives get no AUC row
 
 
 @dataclasses.dataclass
-class _Split:
+class Split:
     seq: Sequences
     split: np.ndarray  # [U] first held-out item index per user
     popularity: dict[int, float]  # post id -> training engagement count
@@ -54,7 +54,9 @@ def user_history(seq: Sequences, u: int, stop: int, length: int) -> UserHistory:
     )  # fmt: skip
 
 
-def _prepare(world: Path | str, num_actions: int) -> _Split:
+def load_split(world: Path | str, num_actions: int) -> Split:
+    """The world's items with the protocol's split, training-period popularity and creation
+    times."""
     seq = load_sequences(world, max(num_actions, FAV + 1))
     split = split_points(seq)
     train = np.zeros(len(seq.post_id), bool)
@@ -68,10 +70,10 @@ def _prepare(world: Path | str, num_actions: int) -> _Split:
     creates = posts.filter(pc.equal(posts.column("event"), "create"))
     created = dict(zip(creates.column("post_id").to_pylist(),
                        creates.column("created_ms").to_pylist(), strict=True))  # fmt: skip
-    return _Split(seq, split, popularity, created)
+    return Split(seq, split, popularity, created)
 
 
-def _tail_scores(name: str, post_ids: np.ndarray, data: _Split, rng: np.random.Generator):
+def _tail_scores(name: str, post_ids: np.ndarray, data: Split, rng: np.random.Generator):
     if name == "random":
         return rng.random(len(post_ids))
     if name == "popularity":
@@ -82,7 +84,7 @@ def _tail_scores(name: str, post_ids: np.ndarray, data: _Split, rng: np.random.G
 def evaluate_ranker(checkpoint: Path | str, world: Path | str, seed: int = 0) -> dict[str, Any]:
     ckpt, prov = load_model(checkpoint, ModelType.RANKER)
     cfg = ckpt.config
-    data = _prepare(world, cfg.num_actions)
+    data = load_split(world, cfg.num_actions)
     seq, split = data.seq, data.split
     ranker = Ranker(ckpt)
     all_probs, all_labels, per_user = [], [], []
@@ -136,7 +138,7 @@ def evaluate_ranker(checkpoint: Path | str, world: Path | str, seed: int = 0) ->
 
 def evaluate_retrieval(checkpoint: Path | str, world: Path | str, seed: int = 0) -> dict[str, Any]:
     ckpt, prov = load_model(checkpoint, ModelType.RETRIEVAL)
-    data = _prepare(world, ckpt.config.num_actions)
+    data = load_split(world, ckpt.config.num_actions)
     seq, split = data.seq, data.split
     posts = read_table(world, "posts", ["event", "post_id", "author_id"])
     creates = posts.filter(pc.equal(posts.column("event"), "create"))

@@ -65,6 +65,9 @@ class TrainConfig:
     valid_fraction: float = 0.0
     eval_every: int = 250
     patience: int = 0
+    # What "best" means on validation: "loss", or (ranker) "auc", the mean AUC of the heads with
+    # >= 20 validation positives (the loss averages 64 heads, most of which never fire).
+    select_by: str = "loss"
     # Retrieval (upstream's August two-tower): global negatives per batch, drawn uniformly from
     # the training catalogue; log-Q weight (upstream: 2.0); hard negatives per example.
     global_negatives: int = 64
@@ -143,6 +146,20 @@ def _optimizer(tc: TrainConfig) -> optax.GradientTransformation:
 
 
 Metrics = Callable[[dict], dict]  # state -> {"loss": float, ...} on the validation examples
+SELECT_BY = ("loss", "auc")
+
+
+def selection_key(rec: dict, select_by: str) -> float:
+    """How good a validation record is, lower better: its loss, or minus its mean head AUC
+    (`select_by` "auc"); a missing or NaN criterion counts as +inf."""
+    if select_by not in SELECT_BY:
+        raise ValueError(f"select_by must be one of {', '.join(SELECT_BY)}, not {select_by!r}")
+    key = rec["valid_loss"] if select_by == "loss" else rec.get("valid_auc")
+    if key is None or np.isnan(key):
+        return float("inf")
+    return float(key) if select_by == "loss" else -float(key)
+
+
 Log = Callable[[dict], None]  # one record per evaluation
 
 
@@ -165,7 +182,8 @@ def _fit(loss_fn, state, examples, n_examples: int, tc: TrainConfig, progress: P
     rng = np.random.default_rng(tc.seed + 1)
     losses: list[float] = []
     records: list[dict] = []
-    best, best_loss, since_best = state, float("inf"), 0
+    best, best_key, since_best = None, float("inf"), 0
+    selection_key({"valid_loss": 0.0}, tc.select_by)  # a bad criterion fails before training
     by_user = tc.sample_by == "user" and groups is not None
     if by_user:  # example index ranges per user
         starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
@@ -190,14 +208,16 @@ def _fit(loss_fn, state, examples, n_examples: int, tc: TrainConfig, progress: P
         records.append(rec)
         if log:
             log(rec)
-        if rec["valid_loss"] < best_loss:
-            best, best_loss, since_best = jax.device_get(state), rec["valid_loss"], 0
+        key = selection_key(rec, tc.select_by)
+        if best is None or key < best_key:  # the first record, then strictly better ones
+            best, best_key, since_best = jax.device_get(state), key, 0
         else:
             since_best += 1
             if tc.patience and since_best >= tc.patience:
-                logger.info("early stop at step %d (best valid loss %.4f)", i + 1, best_loss)
+                logger.info("early stop at step %d (best %s %.4f)", i + 1, tc.select_by,
+                            abs(best_key))  # fmt: skip
                 break
-    return (best if valid is not None else state), losses, records
+    return (best if best is not None else state), losses, records
 
 
 def _batches(n: int, size: int) -> list[np.ndarray]:
@@ -268,7 +288,8 @@ def train_ranker(
             pos = int(y[:, a].sum())
             if 20 <= pos < len(y):
                 heads[ActionName(a).name] = {"positives": pos, "auc": metric_auc(p[:, a], y[:, a])}
-        return {"valid_loss": loss, "heads": heads}
+        mean_auc = float(np.mean([h["auc"] for h in heads.values()])) if heads else None
+        return {"valid_loss": loss, "valid_auc": mean_auc, "heads": heads}
 
     state, losses, records = _fit(loss_fn, init_state(cfg, tc), get, len(examples["labels"]), tc,
                                   progress, metrics if valid else None, log,

@@ -25,7 +25,14 @@ from phoenix.config import HashConfig, ModelType, PhoenixConfig, Preset
 from phoenix.runtime import PhoenixCheckpoint, Retriever
 from safeio.atomic import check_target
 from training.evaluation import user_history
-from training.steps import Log, Progress, TrainConfig, train_ranker, train_retrieval
+from training.steps import (
+    Log,
+    Progress,
+    TrainConfig,
+    selection_key,
+    train_ranker,
+    train_retrieval,
+)
 from world.sequences import Sequences, load_sequences, loo_points, split_points
 from world.tables import read_world_json
 
@@ -59,8 +66,9 @@ def default_train_config(model_type: ModelType | str, imported: bool = False) ->
         return TrainConfig(steps=1500, batch_size=128, post_dropout=0.0, logq_weight=1.0,
                            positives="any", sample_by="user")  # fmt: skip
     if ModelType(model_type) is ModelType.RANKER:
-        return TrainConfig(steps=4500, post_dropout=1.0, history_post_dropout=1.0,
-                           user_dropout=1.0)  # fmt: skip
+        return TrainConfig(steps=4500, post_dropout=0.5, history_post_dropout=1.0,
+                           user_dropout=1.0, valid_fraction=0.1, eval_every=900,
+                           select_by="auc")  # fmt: skip
     return TrainConfig()
 
 
@@ -414,9 +422,10 @@ def train_model(
     negatives_from: Path | str | None = None,
 ) -> dict[str, Any]:
     """Train one model on a world and write it to `out/<model_type>` (xfeed format); `log`
-    receives one record per validation evaluation. Ranker: `negatives_from`, a retrieval
-    checkpoint (bundle or model directory) whose top candidates fill
-    `train_config.retrieval_negatives` slots per example."""
+    receives one record per validation evaluation. Returns the provenance written (no timings:
+    the same inputs give the same bytes) plus `seconds`, the training's wall-clock time.
+    Ranker: `negatives_from`, a retrieval checkpoint (bundle or model directory) whose top
+    candidates fill `train_config.retrieval_negatives` slots per example."""
     model_type = ModelType(model_type)
     imported = bool(read_world_json(world).get("imported"))
     train_config = train_config or default_train_config(model_type, imported)
@@ -468,9 +477,15 @@ def train_model(
         "holdout": train_config.holdout,
         "validation": records[-1] if records else None,
         "best_valid_loss": min((r["valid_loss"] for r in records), default=None),
-        "seconds": round(time.perf_counter() - t0, 1),
     }
+    if records:  # the state written: the best record by the selection criterion
+        key = [selection_key(r, train_config.select_by) for r in records]
+        chosen = records[int(np.argmin(key))]
+        meta["selected"] = {"by": train_config.select_by, "step": chosen["step"],
+                            "valid_loss": chosen["valid_loss"],
+                            "valid_auc": chosen.get("valid_auc")}  # fmt: skip
     if retriever is not None:
         meta["negatives_from"] = str(negatives_from)
+    # no wall-clock time in the checkpoint: the same command writes the same bytes
     save_xfeed(target, PhoenixCheckpoint(cfg, params, tables), meta, force=force, inputs=[world])
-    return meta
+    return {**meta, "seconds": round(time.perf_counter() - t0, 1)}

@@ -69,20 +69,28 @@ def train(
         int | None, typer.Option(min=1, max=4096, help="History length (default: the preset's).")
     ] = None,
     valid: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.0,
             max=0.5,
-            help="Fraction of each user's training items (the last, "
-            "by time) used for validation; 0: none.",
+            help="Fraction of each user's training items (the last, by time) used for "
+            "validation; 0: none (default: 0.1 for the ranker on synthetic worlds, else 0).",
         ),
-    ] = 0.0,
+    ] = None,
     patience: Annotated[
-        int, typer.Option(min=0, max=1000, help="Stop after N validations without improvement.")
-    ] = 0,
+        int | None,
+        typer.Option(min=0, max=1000, help="Stop after N validations without improvement."),
+    ] = None,
     eval_every: Annotated[
-        int, typer.Option(min=1, max=1_000_000, help="Validate every N steps.")
-    ] = 250,
+        int | None, typer.Option(min=1, max=1_000_000, help="Validate every N steps.")
+    ] = None,
+    select_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Which validated state is kept: loss, or auc (ranker: the mean AUC of the "
+            "heads with >= 20 validation positives; default for the ranker on synthetic worlds)."
+        ),
+    ] = None,
     sampled_negatives: Annotated[
         int | None,
         typer.Option(
@@ -135,6 +143,10 @@ def train(
         raise InputError(f"--holdout must be one of {', '.join(trainer.HOLDOUTS)}, not {holdout!r}")
     if sample_by not in (None, "example", "user"):
         raise InputError(f"--sample-by must be example or user, not {sample_by!r}")
+    if select_by not in (None, "loss", "auc"):
+        raise InputError(f"--select-by must be loss or auc, not {select_by!r}")
+    if select_by == "auc" and model is not ModelType.RANKER:
+        raise InputError("--select-by auc is for the ranker (retrieval validates its loss)")
     if positives not in (None, "favorite", "any"):
         raise InputError(f"--positives must be favorite or any, not {positives!r}")
     imported = bool(tables.read_world_json(world).get("imported"))
@@ -150,10 +162,11 @@ def train(
         sampled_negatives = max(base - retrieval_negatives, 0)
     given = {"steps": steps, "batch_size": batch_size, "positives": positives,
              "sample_by": sample_by, "sampled_negatives": sampled_negatives,
-             "retrieval_negatives": retrieval_negatives, "ranker_logq": ranker_logq}  # fmt: skip
+             "retrieval_negatives": retrieval_negatives, "ranker_logq": ranker_logq,
+             "valid_fraction": valid, "patience": patience, "eval_every": eval_every,
+             "select_by": select_by}  # fmt: skip
     tc = dataclasses.replace(trainer.default_train_config(model, imported), seed=seed,
-                             holdout=holdout, valid_fraction=valid, patience=patience,
-                             eval_every=eval_every,
+                             holdout=holdout,
                              **{k: v for k, v in given.items() if v is not None})  # fmt: skip
     records: list[str] = []
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[loss]}"),
