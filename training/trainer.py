@@ -53,8 +53,11 @@ RETRIEVAL_NEGATIVES = 8
 
 def default_train_config(model_type: ModelType | str, imported: bool = False) -> TrainConfig:
     """Training defaults per model. The ranker learns from authors and actions only (user and
-    post ids dropped, tables exported as zeros): on a world where ~40 % of held-out posts are
-    new and each user has ~90 training items, id embeddings only memorise. Imported logs (one
+    post ids dropped, tables exported as zeros): on the bundled world, where ~40 % of held-out
+    posts are new and each user has ~90 training items, keeping the ids (dropout 0.5) lowered
+    validation favorite AUC from 0.76 to 0.69 (README). It validates on the last 10 % of each
+    user's training items every 900 steps and keeps the state with the best mean head AUC.
+    Imported logs (one
     catalogue author, items seen by many users, no non-engaged impressions): ids kept, any
     engagement is a positive, retrieval batches draw users uniformly (upstream's per-user loss
     average; heavy users would dominate otherwise), the ranker gets sampled negatives (and,
@@ -66,7 +69,7 @@ def default_train_config(model_type: ModelType | str, imported: bool = False) ->
         return TrainConfig(steps=1500, batch_size=128, post_dropout=0.0, logq_weight=1.0,
                            positives="any", sample_by="user")  # fmt: skip
     if ModelType(model_type) is ModelType.RANKER:
-        return TrainConfig(steps=4500, post_dropout=0.5, history_post_dropout=1.0,
+        return TrainConfig(steps=4500, post_dropout=1.0, history_post_dropout=1.0,
                            user_dropout=1.0, valid_fraction=0.1, eval_every=900,
                            select_by="auc")  # fmt: skip
     return TrainConfig()
