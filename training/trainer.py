@@ -55,7 +55,7 @@ def default_train_config(model_type: ModelType | str, imported: bool = False) ->
     """Training defaults per model. The ranker learns from authors and actions only (user and
     post ids dropped, tables exported as zeros): on the bundled world, where ~40 % of held-out
     posts are new and each user has ~90 training items, keeping the ids (dropout 0.5) lowered
-    validation favorite AUC from 0.76 to 0.69 (README). It validates on the last 10 % of each
+    validation favorite AUC from 0.75 to 0.69 (README). It validates on the last 10 % of each
     user's training items every 900 steps and keeps the state with the best mean head AUC.
     Imported logs (one
     catalogue author, items seen by many users, no non-engaged impressions): ids kept, any
