@@ -37,7 +37,7 @@ def test_explain_agrees_with_rank_for_every_candidate(user):
             assert e["outcome"] == "removed", (pid, e)
             got = [(r["stage"], r["component"], r["reason"]) for r in e["removals"]]
             assert got == records and records
-    if user == 1007:  # served posts retrieved by both sources: a duplicate copy was removed
+    if user == 2007:  # served posts retrieved by both sources: a duplicate copy was removed
         assert dup_noted > 0
 
 
