@@ -75,5 +75,5 @@ def deferred_signals() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        if pending:
-            os.kill(os.getpid(), pending[0])
+        if pending:  # to this (the main) thread: handled before the next line runs, whatever the
+            signal.raise_signal(pending[0])  # other threads (os.kill may reach one of them)

@@ -105,7 +105,7 @@ def test_signals_are_deferred_until_the_swap_is_done():
     events = []
     with pytest.raises(KeyboardInterrupt):
         with deferred_signals():
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # to this thread: taken before the next line
             time.sleep(0.01)
             events.append("swap finished")
     assert events == ["swap finished"]
