@@ -114,3 +114,22 @@ def test_the_shipped_data_contract_matches_the_schema_checked():
                 "float", "float32"
             ), (table, c.name)
     assert not re.search(r"\.\./|/specs/", doc)  # stands alone: no path outside the repository
+
+
+def test_per_user_counts_are_streamed_and_equal_a_whole_table_count(monkeypatch):
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from world import summary
+
+    world = Path(__file__).resolve().parent.parent / "data" / "samples" / "world"
+    monkeypatch.setattr(summary, "COUNT_BATCH_ROWS", 5_000)  # many batches, keys split across
+    a = summary.user_activity(world)
+    eng = pq.read_table(world / "engagements.parquet", columns=["user_id"]).column("user_id")
+    want = dict(zip(*np.unique(eng.to_numpy(), return_counts=True), strict=True))
+    assert {int(u): int(n) for u, n in zip(a["user_id"], a["engagements"], strict=True) if n} \
+        == {int(u): int(n) for u, n in want.items()}  # fmt: skip
+    edges = pq.read_table(world / "edges.parquet", columns=["src_user_id", "kind"])
+    follows = edges.filter(pc.equal(edges.column("kind"), "follow")).column("src_user_id")
+    assert int(a["follows"].sum()) == len(follows)

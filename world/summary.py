@@ -15,6 +15,7 @@ from world.schema import TABLES
 from world.tables import WorldError, read_table, read_world_json, table_file
 
 USER_SORT_KEYS = ("engagements", "follows", "followers", "posts", "seen", "user_id")
+COUNT_BATCH_ROWS = 1 << 20  # rows read at a time for the per-user counts
 
 
 def _counts(table: pa.Table, key: str, name: str) -> pa.Table:
@@ -23,6 +24,29 @@ def _counts(table: pa.Table, key: str, name: str) -> pa.Table:
         return pa.table({key: pa.array([], pa.int64()), name: pa.array([], pa.int64())})
     out = table.group_by(key).aggregate([(key, "count")])
     return out.rename_columns([name if c.endswith("_count") else c for c in out.column_names])
+
+
+def _counts_streamed(world: Path | str, name: str, key: str,
+                     where: tuple[str, str] | None = None) -> pa.Table:  # fmt: skip
+    """[key, n]: how many rows of table `name` (those whose `where` column equals its value) each
+    `key` has, read a batch at a time: a large world's tables are never all in memory."""
+    cols = [key] + ([where[0]] if where else [])
+    path = table_file(world, name, cols)
+    parts = []
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(COUNT_BATCH_ROWS, columns=cols):
+            t = pa.Table.from_batches([batch])
+            if where:
+                t = t.filter(pc.equal(t.column(where[0]), where[1]))
+            parts.append(_counts(t.select([key]), key, "n"))
+    except (pa.ArrowException, OSError) as exc:
+        raise WorldError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
+    if not parts:
+        return _counts(pa.table({key: pa.array([], pa.int64())}), key, "n")
+    total = pa.concat_tables(parts).group_by(key).aggregate([("n", "sum")])
+    return total.rename_columns([key if c == key else "n" for c in total.column_names]).select(
+        [key, "n"]
+    )
 
 
 def user_activity(world: Path | str) -> dict[str, np.ndarray]:
@@ -34,19 +58,12 @@ def user_activity(world: Path | str) -> dict[str, np.ndarray]:
         "user_id": ids[order],
         "screen_name": np.array(users.column("screen_name").to_pylist(), dtype=object)[order],
     }
-    edges = read_table(world, "edges", ["src_user_id", "dst_user_id", "kind"])
-    follows = edges.filter(pc.equal(edges.column("kind"), "follow"))
-    posts = read_table(world, "posts", ["event", "author_id"])
-    posts = posts.filter(pc.equal(posts.column("event"), "create"))
-    imps = read_table(world, "impressions", ["user_id", "kind"])
     counted = {
-        "follows": _counts(follows.select(["src_user_id"]), "src_user_id", "n"),
-        "followers": _counts(follows.select(["dst_user_id"]), "dst_user_id", "n"),
-        "posts": _counts(posts.select(["author_id"]), "author_id", "n"),
-        "engagements": _counts(read_table(world, "engagements", ["user_id"]), "user_id", "n"),
-        "seen": _counts(
-            imps.filter(pc.equal(imps.column("kind"), "seen")).select(["user_id"]), "user_id", "n"
-        ),  # fmt: skip
+        "follows": _counts_streamed(world, "edges", "src_user_id", ("kind", "follow")),
+        "followers": _counts_streamed(world, "edges", "dst_user_id", ("kind", "follow")),
+        "posts": _counts_streamed(world, "posts", "author_id", ("event", "create")),
+        "engagements": _counts_streamed(world, "engagements", "user_id"),
+        "seen": _counts_streamed(world, "impressions", "user_id", ("kind", "seen")),
     }
     for name, t in counted.items():
         keys = t.column(0).to_numpy().astype(np.int64)
