@@ -150,10 +150,9 @@ class HistoryBlocks:
         idx = np.asarray(idx, np.int64)
         key = idx.tobytes()
         if self._last is None or self._last[0] != key:
-            rows = [_history_block(self.seq, self.cfg, int(self.lo[e]), int(self.cut[e]))
-                    for e in idx.tolist()]  # fmt: skip
-            empty = _history_block(self.seq, self.cfg, 0, 0)
-            self._last = key, _stack(rows) if rows else {k: v[:0] for k, v in empty.items()}
+            lo_cut = [(int(self.lo[e]), int(self.cut[e])) for e in idx.tolist()] or [(0, 0)]
+            block = _stack([_history_block(self.seq, self.cfg, a, b) for a, b in lo_cut])
+            self._last = key, block if len(idx) else {k: v[:0] for k, v in block.items()}
         return self._last[1]
 
 
@@ -169,8 +168,10 @@ class HistoryField:
     def __getitem__(self, idx):
         if isinstance(idx, (int, np.integer)):
             return self.blocks.take(np.array([idx]))[self.name][0]
-        rows = np.arange(len(self.blocks))[idx]  # slices, masks and index arrays alike
-        return self.blocks.take(rows)[self.name]
+        idx = np.asarray(idx) if not isinstance(idx, slice) else idx
+        if isinstance(idx, slice) or idx.dtype == bool:  # slices and masks: the rows they select
+            idx = np.arange(len(self.blocks))[idx]
+        return self.blocks.take(idx)[self.name]
 
 
 def training_catalogue(seq: Sequences, split: np.ndarray) -> tuple[np.ndarray, ...]:
