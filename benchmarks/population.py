@@ -41,7 +41,7 @@ def bench_population(users: int | None = None, world: Path | None = None,
     spec = pop.RunSpec(res, FeedParams(), pop.request_time(world_s, None))
     logger.info("population: warming up (loads world and models, compiles)")
     t0 = time.perf_counter()
-    pop.rank_users(ids[: pop.BATCH_USERS], spec)
+    pop.rank_users(ids[: pop.batch_users()], spec)
     warm_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         logger.info("population: ranking %d users", len(ids))
@@ -54,7 +54,7 @@ def bench_population(users: int | None = None, world: Path | None = None,
     floor = _floor(spec, ids, stage_ms)
     report = Report("population")
     report.info = {**device_info(), "world": world_s, "checkpoint": res.checkpoint,
-                   "users": len(ids), "batch_users": pop.BATCH_USERS,
+                   "users": len(ids), "batch_users": pop.batch_users(),
                    "part_users": pop.PART_USERS}  # fmt: skip
     report.rows = [
         Row("warm-up (first batch: loads, compiles)", Timing((warm_s * 1e3,))),

@@ -21,6 +21,7 @@ import numpy as np
 
 from phoenix.batch import RecsysBatch, RecsysEmbeddings
 from phoenix.config import PhoenixConfig
+from phoenix.device import full_precision
 from phoenix.ranker import PhoenixModel, head_logits, padding_mask
 from phoenix.transformer import (
     ATTN_SOFT_CAP,
@@ -183,7 +184,7 @@ def cached_probs_fn(cfg: PhoenixConfig, sigmoid_in_compute_dtype: bool = False):
     def probs(params, batch, emb):
         return probabilities(cached_logits(params, cfg, batch, emb), sigmoid_in_compute_dtype)
 
-    return jax.jit(probs)
+    return jax.jit(full_precision(probs))
 
 
 def probabilities(logits: jax.Array, in_compute_dtype: bool = False) -> jax.Array:

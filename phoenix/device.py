@@ -7,10 +7,15 @@ Importing this module does not import JAX (the CLI declares `DeviceChoice` optio
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import jax
+
+F = TypeVar("F", bound=Callable)
+MATMUL_PRECISION = "highest"  # float32 products in float32, on every device
 
 
 class DeviceChoice(enum.StrEnum):
@@ -38,6 +43,33 @@ def select_device(choice: DeviceChoice | str = DeviceChoice.AUTO) -> jax.Device:
         device = devices[0]
     jax.config.update("jax_default_device", device)
     return device
+
+
+def full_precision(fn: F) -> F:
+    """`fn`, traced with float32 matrix products at full precision: wrap a function before
+    `jax.jit`. XLA's default on GPUs is TF32 (a 10-bit mantissa): on an H200 it moved the
+    bundled world's feed scores by up to 1.2e-2 against the CPU and changed 94 of 2,000 users'
+    served posts; at full precision scores agree to 2.4e-4, head probabilities to 3e-6, and the
+    same posts are served (#15). CPUs compute float32 products in float32 either way."""
+    import jax  # noqa: PLC0415
+
+    @functools.wraps(fn)
+    def traced(*args, **kwargs):
+        with jax.default_matmul_precision(MATMUL_PRECISION):
+            return fn(*args, **kwargs)
+
+    return traced  # type: ignore[return-value]
+
+
+def current_platform() -> str:
+    """The platform ('cpu', 'gpu', …) of JAX's default device: the one `select_device` chose,
+    else JAX's default backend."""
+    import jax  # noqa: PLC0415
+
+    device = jax.config.jax_default_device
+    if device is None:
+        return jax.default_backend()
+    return device if isinstance(device, str) else device.platform
 
 
 def describe(device: jax.Device) -> str:

@@ -18,6 +18,7 @@ from phoenix import hashing, ranker, retrieval
 from phoenix.batch import RecsysBatch, RecsysEmbeddings
 from phoenix.cached import bucket, cached_probs_fn, probabilities
 from phoenix.config import PhoenixConfig
+from phoenix.device import full_precision
 from phoenix.embeddings import EmbeddingTables
 from phoenix.inputs import UserHistory, embed_batch, make_batch
 from phoenix.params import FlatParams, unflatten, validate
@@ -90,7 +91,7 @@ class Ranker:
             out = fwd.apply(params, batch, emb)
             return probabilities(out.logits, upstream_sigmoid)  # [B, C, A]
 
-        self._probs = jax.jit(probs)
+        self._probs = jax.jit(full_precision(probs))
 
     def rank(
         self,
@@ -231,8 +232,8 @@ class Retriever:
         self.params = jax.device_put(unflatten(ckpt.params))
         user_fwd = hk.without_apply_rng(hk.transform(retrieval.user_forward(self.config)))
         cand_fwd = hk.without_apply_rng(hk.transform(retrieval.candidate_forward(self.config)))
-        self._user = jax.jit(user_fwd.apply)
-        self._cand = jax.jit(cand_fwd.apply)
+        self._user = jax.jit(full_precision(user_fwd.apply))
+        self._cand = jax.jit(full_precision(cand_fwd.apply))
 
     def encode_user(self, history: UserHistory) -> tuple[np.ndarray, float]:
         """User representation [D] (unit norm, float32) and its pre-normalisation norm."""

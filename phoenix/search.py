@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from phoenix.device import full_precision
+
 # corpus rows per product: a block's scores stay small (64 users -> 16 MB) whatever the corpus
 SEARCH_CHUNK = 64 * 1024
 # scores per group in the two-stage selection (see `search`)
@@ -193,5 +195,6 @@ class DeviceCorpus:
 
 
 @functools.partial(jax.jit, static_argnums=2)
+@full_precision
 def _device_top_k(q: jax.Array, corpus: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
     return jax.lax.top_k(q @ corpus.T, k)  # [U, K] each

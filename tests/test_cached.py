@@ -48,3 +48,51 @@ def test_shape_buckets_do_not_change_results():
     large = ranker.rank(history, posts, posts % 97 + 1)  # bucket 256
     np.testing.assert_allclose(small, large[:65], atol=1e-6)
     assert ranker.rank(history, posts[:0], posts[:0]).shape == (0, ckpt.config.num_actions)
+
+
+def _dot_precisions(jaxpr) -> list:
+    """The `precision` of every dot_general in a (closed) jaxpr and the jaxprs inside it."""
+    found = []
+    for eqn in getattr(jaxpr, "jaxpr", jaxpr).eqns:
+        if eqn.primitive.name == "dot_general":
+            found.append(eqn.params["precision"])
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
+                    found += _dot_precisions(sub)
+    return found
+
+
+def test_phoenix_calls_trace_every_matmul_at_full_float32_precision():
+    """GPUs default to TF32 products (10-bit mantissa), which changed served feeds on an H200:
+    the ranker (both paths), the user tower and the corpus top-K all ask for HIGHEST."""
+    import jax
+    from jax import lax
+
+    from phoenix.cached import cached_probs_fn
+    from phoenix.inputs import embed_batch, make_batch
+    from phoenix.runtime import Retriever
+    from phoenix.search import _device_top_k
+
+    highest = (lax.Precision.HIGHEST, lax.Precision.HIGHEST)
+    ckpt = tiny_checkpoint("ranker", fprop_dtype="float32")
+    rng = np.random.default_rng(5)
+    history = random_history(ckpt.config, rng, 6)
+    posts = rng.integers(1, 2**62, 9)
+    ranker = Ranker(ckpt, path="cached")
+    batch, emb = ranker.cached_inputs(history, posts, posts % 97 + 1)
+    traced = [
+        jax.make_jaxpr(cached_probs_fn(ckpt.config))(ranker.params, batch, emb),
+        jax.make_jaxpr(Ranker(ckpt)._probs)(ranker.params, batch, emb),
+    ]
+    rckpt = tiny_checkpoint("retrieval", fprop_dtype="float32")
+    retriever = Retriever(rckpt)
+    ubatch = make_batch(history, rckpt.config, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    uemb = embed_batch(ubatch, rckpt.tables, rckpt.config)
+    traced.append(jax.make_jaxpr(retriever._user)(retriever.params, ubatch, uemb))
+    traced.append(
+        jax.make_jaxpr(_device_top_k, static_argnums=2)(np.ones((2, 4)), np.ones((5, 4)), 3)
+    )
+    for jaxpr in traced:
+        precisions = _dot_precisions(jaxpr)
+        assert precisions and all(p == highest for p in precisions), precisions

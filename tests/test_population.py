@@ -167,3 +167,10 @@ def test_non_finite_ranker_output_is_the_same_error_for_users_as_for_user(runner
     assert errors[0] == errors[1]
     assert "ranker produced non-finite values (head " in errors[0]
     assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_batches_are_larger_on_a_gpu(monkeypatch):
+    monkeypatch.setattr(pop, "current_platform", lambda: "cpu")
+    assert pop.batch_users() == pop.BATCH_USERS
+    monkeypatch.setattr(pop, "current_platform", lambda: "gpu")
+    assert pop.batch_users() == pop.GPU_BATCH_USERS > pop.BATCH_USERS
