@@ -215,11 +215,12 @@ def test_cli_ranker_logq_and_retrieval_negatives_reach_the_training(log_world, t
     res = runner.invoke(app, ["train", "retrieval", *base, "--steps", "2", "--batch-size", "8"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["train", "ranker", *base, "--steps", "2", "--batch-size", "4",
-                              "--ranker-logq", "--negatives-from", str(ck)])  # fmt: skip
+                              "--ranker-logq", "--negatives-from", str(ck),
+                              "--id-l2", "1e-5"])  # fmt: skip
     assert res.exit_code == 0, res.output
     meta = json.loads((ck / "ranker" / "config.json").read_text())
     prov = meta.get("provenance", meta)
-    assert prov["train"]["ranker_logq"] is True
+    assert prov["train"]["ranker_logq"] is True and prov["train"]["id_l2"] == 1e-5
     assert prov["train"]["retrieval_negatives"] == 8 and prov["train"]["sampled_negatives"] == 8
     assert prov["negatives_from"] == str(ck)
     res = runner.invoke(app, ["train", "ranker", *base, "--steps", "2", "--force",
@@ -273,3 +274,31 @@ def test_ranker_keeps_the_state_with_the_best_validation_auc(log_world, tmp_path
     best = max(records, key=lambda r: r["valid_auc"])
     assert meta["selected"] == {"by": "auc", "step": best["step"], "valid_loss": best["valid_loss"],
                                 "valid_auc": best["valid_auc"]}  # fmt: skip
+
+
+def test_id_penalty_by_hand_covers_user_and_post_ids_not_authors():
+    from training.steps import id_penalty
+
+    tables = {"user": np.array([[1.0, 2.0], [0.0, 1.0]], np.float32),
+              "item": np.array([[3.0, 0.0]], np.float32),
+              "author": np.array([[5.0, 5.0]], np.float32)}  # fmt: skip
+    assert float(id_penalty(tables, 0.1)) == pytest.approx(0.1 * (1 + 4 + 0 + 1 + 9))
+    assert float(id_penalty(tables, 0.0)) == 0.0
+
+
+def test_id_l2_adds_its_penalty_to_the_ranker_training_loss(log_world):
+    from training.steps import init_state, train_ranker
+    from training.trainer import model_config, ranker_examples
+    from world.sequences import load_sequences
+
+    cfg = model_config("ranker", history=8)
+    seq = load_sequences(log_world, cfg.num_actions)
+    tc = TrainConfig(steps=2, batch_size=4, holdout="loo", positives="any")
+    ex = ranker_examples(seq, cfg, holdout_points(seq, tc), tc)
+    lam = 1e-5
+    plain = train_ranker(cfg, ex, tc)[2]
+    penalised = train_ranker(cfg, ex, dataclasses.replace(tc, id_l2=lam))[2]
+    tables = init_state(cfg, tc)["tables"]
+    by_hand = lam * sum(float(np.sum(tables[e].astype(np.float64) ** 2)) for e in ("user", "item"))
+    assert by_hand > 1e-3  # the step's data and dropout draws are the same: only the term differs
+    assert penalised[0] - plain[0] == pytest.approx(by_hand, rel=1e-3)

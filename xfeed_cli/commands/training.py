@@ -124,6 +124,17 @@ def train(
             "log-Q weighting; default off).",
         ),
     ] = None,
+    id_l2: Annotated[
+        float | None,
+        typer.Option(
+            "--id-l2",
+            min=0.0,
+            max=1.0,
+            help="L2 penalty on the user and post id embedding tables (weight x the sum of "
+            "their squares, added to the loss): rarely seen ids stay near zero (default: "
+            "see README, Training recipe).",
+        ),
+    ] = None,
     log_file: Annotated[
         Path | None, typer.Option("--log", help="Write validation records here (JSONL).")
     ] = None,
@@ -164,7 +175,7 @@ def train(
              "sample_by": sample_by, "sampled_negatives": sampled_negatives,
              "retrieval_negatives": retrieval_negatives, "ranker_logq": ranker_logq,
              "valid_fraction": valid, "patience": patience, "eval_every": eval_every,
-             "select_by": select_by}  # fmt: skip
+             "select_by": select_by, "id_l2": id_l2}  # fmt: skip
     tc = dataclasses.replace(trainer.default_train_config(model, imported), seed=seed,
                              holdout=holdout,
                              **{k: v for k, v in given.items() if v is not None})  # fmt: skip
