@@ -141,16 +141,16 @@ def test_a_few_training_steps_lower_the_loss(tiny_world, tmp_path):
     assert cfg["provenance"]["world_hash"] and cfg["provenance"]["steps"] == 60
 
 
-def test_ranker_trained_without_ids_exports_zero_user_and_item_tables(tiny_world, tmp_path):
+def test_ranker_default_keeps_post_ids_penalised_and_drops_user_ids(tiny_world, tmp_path):
     tc = dataclasses.replace(default_train_config("ranker"), steps=60, batch_size=16,
                              learning_rate=1e-2)  # fmt: skip
-    assert set(tc.unused_tables()) == {"user", "item"}
+    assert set(tc.unused_tables()) == {"user"} and tc.id_l2 > 0 and tc.post_dropout < 1
     assert tc.valid_fraction > 0 and tc.select_by == "auc"
     meta = train_model("ranker", tiny_world, tmp_path / "ck", train_config=tc)
     assert meta["final_loss"] < meta["initial_loss"] * 0.8
     assert meta["selected"]["by"] == "auc" and meta["selected"]["step"] == 60
     ckpt, _ = load_model(tmp_path / "ck", "ranker")
-    assert not ckpt.tables.user.any() and not ckpt.tables.item.any()
+    assert not ckpt.tables.user.any() and ckpt.tables.item.any()
     assert ckpt.tables.author.any() and ckpt.config.right_anchored_rope
     assert ckpt.config.history_seq_len == 128
 
