@@ -5,13 +5,15 @@ dataset; `map_batches` runs a callable class, `PartRanker`, that loads the world
 once per actor and ranks one part per call with the same batch function as `--engine local`
 (`population.rank_users`), writing the part file atomically into `out` (which every node must
 reach: a shared path); the driver gathers the parts' stats and writes manifest.json. Ray is an
-optional extra (`pip install -e ".[ray]"`); `address` joins a cluster, without it a local one is
-started on 127.0.0.1.
+optional extra (`pip install -e ".[ray]"`); `RayOptions.address` joins a cluster, without it a
+local one is started on 127.0.0.1. `RayOptions` also says how many actors run per node and the
+CPUs and GPUs each one takes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,28 @@ import numpy as np
 from pipeline import population as pop
 from pipeline.params import FeedParams, params_from_dict
 from pipeline.query import Resources
+
+
+@dataclasses.dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide a Ray run is: `address` of a cluster (None: start a local Ray),
+    `actors_per_node` × the cluster's alive nodes actors (each loads the world and models once),
+    each taking `cpus_per_actor` CPUs (fractional: on a 2-CPU machine two actors at 0.5 leave a
+    CPU for Ray Data's read tasks) and `gpus_per_actor` GPUs (e.g. 0.25: four actors feed one
+    GPU; 0: the actors compute on CPUs)."""
+
+    address: str | None = None
+    actors_per_node: int = 2
+    cpus_per_actor: float = 0.5
+    gpus_per_actor: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.actors_per_node <= 1024:
+            raise pop.PopulationError("--ray-actors-per-node must be 1 … 1024")
+        if not (math.isfinite(self.cpus_per_actor) and 0 < self.cpus_per_actor <= 1024):
+            raise pop.PopulationError("--ray-cpus-per-actor must be > 0 (fractions allowed)")
+        if not (math.isfinite(self.gpus_per_actor) and 0 <= self.gpus_per_actor <= 64):
+            raise pop.PopulationError("--ray-gpus-per-actor must be ≥ 0 (fractions allowed)")
 
 
 def _spec_dict(spec: pop.RunSpec) -> dict[str, Any]:
@@ -69,10 +93,8 @@ def run_population_ray(
     spec: pop.RunSpec,
     out: Path | str,
     resume: bool = False,
-    address: str | None = None,
+    options: RayOptions = RayOptions(),
     progress: Callable[[int, int], None] | None = None,
-    actors: int = 2,
-    cpus_per_actor: float = 0.5,
 ) -> dict[str, Any]:
     """The population run on Ray Data (see the module docstring); returns the manifest."""
     try:
@@ -90,10 +112,16 @@ def run_population_ray(
     skipped = sum(len(u) for k, u in parts) - sum(len(u) for _, u in todo)
     started = False
     if not ray.is_initialized():
+        per_node = options.actors_per_node
+        local_cpus = max(per_node, math.ceil(per_node * options.cpus_per_actor) + 1)
         kwargs = (
-            {"address": address}
-            if address
-            else {"num_cpus": actors, "_node_ip_address": "127.0.0.1", "include_dashboard": False}
+            {"address": options.address}
+            if options.address
+            else {
+                "num_cpus": local_cpus,
+                "_node_ip_address": "127.0.0.1",
+                "include_dashboard": False,
+            }  # fmt: skip
         )
         ray.init(**kwargs, log_to_driver=False, configure_logging=False)
         started = True
@@ -104,13 +132,15 @@ def run_population_ray(
         if progress:
             progress(done, len(users))
         if todo:
+            actors = _actors(ray, options)
             ds = ray.data.from_items([{"part": k, "users": u.tolist()} for k, u in todo])
             ds = ds.map_batches(
                 PartRanker,
                 fn_constructor_kwargs={"spec": _spec_dict(spec), "out": str(out)},
                 batch_size=1,
                 concurrency=min(actors, len(todo)),
-                num_cpus=cpus_per_actor,  # fractional: read tasks are not starved on 2 CPUs
+                num_cpus=options.cpus_per_actor,  # fractional: read tasks not starved on 2 CPUs
+                num_gpus=options.gpus_per_actor,
             )
             for row in ds.iter_rows():
                 done += int(row["users"])
@@ -127,6 +157,19 @@ def run_population_ray(
     elapsed = time.perf_counter() - t0
     return pop.finish(out, identity, [pop.part_name(spec, k) for k, _ in parts], totals, elapsed,
                       skipped, engine="ray")  # fmt: skip
+
+
+def _actors(ray, options: RayOptions) -> int:
+    """actors_per_node × the alive nodes; refuses more GPUs per actor than the cluster has
+    (Ray would wait for them for ever)."""
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if options.gpus_per_actor > gpus:
+        has = f"has {gpus:g}" if gpus else "has no GPU"
+        raise pop.PopulationError(
+            f"--ray-gpus-per-actor {options.gpus_per_actor:g}: the Ray cluster {has}"
+        )
+    return options.actors_per_node * max(nodes, 1)
 
 
 def eval_pairs(text: str) -> list[tuple[str, float]]:

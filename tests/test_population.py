@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -194,3 +195,29 @@ def test_a_gpu_serves_the_feeds_the_cpu_serves(tmp_path, runner):
     assert len({v for v, _ in feeds["gpu"]}) == len(users)
     for key, score in feeds["cpu"].items():
         assert feeds["gpu"][key] == pytest.approx(score, abs=1e-3)
+
+
+def test_ray_options_need_the_ray_engine(tmp_path, runner):
+    argv = ["rank", "--users", "1007", "--out", str(tmp_path / "o"), "--ray-gpus-per-actor", "1"]
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 2 and "need --engine ray" in res.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_population_compare_finds_a_user_served_another_post(population, tmp_path):
+    from benchmarks.population_compare import compare, main
+
+    same = compare(population, population)
+    assert same["users_serving_other_posts"] == 0 and same["score"]["max_abs"] == 0.0
+    assert same["slots_equal"] == same["rows"][0] > 0
+    table = pq.read_table(sorted(population.glob("part-*.parquet")))
+    post = table["post_id"].to_numpy().copy()
+    served = np.flatnonzero(np.asarray(table["stage"].to_pylist()) == "served")
+    post[served[0]] += 1  # one served slot of the first viewer now holds another post
+    other = tmp_path / "other"
+    other.mkdir()
+    pq.write_table(table.set_column(table.schema.get_field_index("post_id"), "post_id",
+                                    pa.array(post)), other / "part-0.parquet")  # fmt: skip
+    diff = compare(population, other)
+    assert diff["users_serving_other_posts"] == 1 and diff["slots_equal"] == diff["rows"][0] - 1
+    assert main([str(population), str(other)]) == 1

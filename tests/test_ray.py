@@ -24,7 +24,7 @@ def _sorted(path):
 
 
 def test_ray_engine_writes_the_local_dataset(tmp_path, monkeypatch):
-    from pipeline.ray_engine import run_population_ray
+    from pipeline.ray_engine import RayOptions, run_population_ray
 
     monkeypatch.setattr(pop, "PART_USERS", 2)  # two parts: both actors get work
     r = feed.BUNDLED
@@ -34,7 +34,10 @@ def test_ray_engine_writes_the_local_dataset(tmp_path, monkeypatch):
     ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False,
              log_to_driver=False)  # fmt: skip
     try:
-        manifest = run_population_ray(USERS, spec, tmp_path / "ray", actors=2, cpus_per_actor=0.5)
+        options = RayOptions(actors_per_node=2, cpus_per_actor=0.5)
+        manifest = run_population_ray(USERS, spec, tmp_path / "ray", options=options)
+        with pytest.raises(pop.PopulationError, match="has no GPU"):  # would wait for ever
+            run_population_ray(USERS, spec, tmp_path / "gpu", options=RayOptions(gpus_per_actor=1))
     finally:
         ray.shutdown()
     assert sorted(p.name for p in (tmp_path / "ray").glob("part-*")) == sorted(
@@ -43,3 +46,19 @@ def test_ray_engine_writes_the_local_dataset(tmp_path, monkeypatch):
     assert _sorted(tmp_path / "ray").equals(_sorted(local))
     assert manifest["engine"] == "ray" and manifest["counts"]["users"] == len(USERS)
     assert json.loads((tmp_path / "ray" / "manifest.json").read_text())["parts"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"actors_per_node": 0},
+        {"cpus_per_actor": 0.0},
+        {"cpus_per_actor": float("nan")},
+        {"gpus_per_actor": -1.0},
+    ],  # fmt: skip
+)
+def test_ray_options_refuse_impossible_sizes(bad):
+    from pipeline.ray_engine import RayOptions
+
+    with pytest.raises(pop.PopulationError):
+        RayOptions(**bad)

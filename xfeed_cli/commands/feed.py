@@ -209,6 +209,18 @@ def rank(
     ray_address: Annotated[
         str | None, typer.Option("--ray-address", help="--engine ray: join this cluster.")
     ] = None,
+    ray_actors: Annotated[
+        int | None,
+        typer.Option("--ray-actors-per-node", help="--engine ray: actors per node (default 2)."),
+    ] = None,
+    ray_cpus: Annotated[
+        float | None,
+        typer.Option("--ray-cpus-per-actor", help="--engine ray: CPUs per actor (default 0.5)."),
+    ] = None,
+    ray_gpus: Annotated[
+        float | None,
+        typer.Option("--ray-gpus-per-actor", help="--engine ray: GPUs per actor (default 0)."),
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
     """The For You feed for one user (a ranked table, or candidate JSONL with --json), or for a
@@ -228,9 +240,11 @@ def rank(
         q = _query(
             1, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient, ranker, arm
         )
+        ray = {"address": ray_address, "actors_per_node": ray_actors,
+               "cpus_per_actor": ray_cpus, "gpus_per_actor": ray_gpus}  # fmt: skip
         population.run(users, out_path, q.resources, q.params,
                        parse_time_ms(now) if now else None, lenient, keep, shard, resume, engine,
-                       ray_address)  # fmt: skip
+                       {k: v for k, v in ray.items() if v is not None})  # fmt: skip
         return
     q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient, ranker, arm)
     result = feed.rank(q)

@@ -33,26 +33,29 @@ def run(
     shard: str | None,
     resume: bool,
     engine: str,
-    ray_address: str | None,
+    ray: dict | None = None,
 ) -> None:
-    """Validate, run with a progress bar, print the summary."""
+    """Validate, run with a progress bar, print the summary. `ray`: the `--ray-…` options given
+    (`pipeline.ray_engine.RayOptions` fields)."""
     if out_dir is None:
         raise InputError("--users needs --out DIR (the dataset directory)")
     if keep not in pop.KEEP:
         raise InputError(f"--keep must be one of {', '.join(pop.KEEP)}")
     if engine not in ("local", "ray"):
         raise InputError("--engine must be local or ray")
+    if ray and engine != "ray":
+        raise InputError(f"--ray-… options need --engine ray (given: {', '.join(sorted(ray))})")
     try:
         users = pop.resolve_users(users_spec, resources.world)
         spec = pop.RunSpec(resources, params, pop.request_time(resources.world, now_ms), keep,
                            pop.parse_shard(shard), lenient)  # fmt: skip
     except pop.PopulationError as exc:
         raise InputError(str(exc)) from exc
-    _ranked(users, spec, out_dir, resume, engine, ray_address)
+    _ranked(users, spec, out_dir, resume, engine, ray or {})
 
 
 def _ranked(users, spec, out_dir: Path, resume: bool = False, engine: str = "local",
-            ray_address: str | None = None, label: str = "ranking") -> dict:  # fmt: skip
+            ray: dict | None = None, label: str = "ranking") -> dict:  # fmt: skip
     """One population run with a progress bar and its summary line; returns the manifest."""
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("users"),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -67,9 +70,10 @@ def _ranked(users, spec, out_dir: Path, resume: bool = False, engine: str = "loc
 
         try:
             if engine == "ray":
-                from pipeline.ray_engine import run_population_ray
+                from pipeline.ray_engine import RayOptions, run_population_ray
 
-                manifest = run_population_ray(users, spec, out_dir, resume, ray_address, tick)
+                options = RayOptions(**(ray or {}))
+                manifest = run_population_ray(users, spec, out_dir, resume, options, tick)
             else:
                 manifest = pop.run_population(users, spec, out_dir, resume, tick)
         except pop.PopulationError as exc:
