@@ -56,3 +56,12 @@ def test_id_rows_with_many_needles_equal_searchsorted():
     want = np.where(ids[pos] == x, pos, -1)
     assert np.array_equal(data._rows(ids, x), want)
     assert np.array_equal(data._search(ids, x), np.searchsorted(ids, x))
+
+
+@pytest.mark.parametrize("keys", [1000, data.SEARCH_CACHED_KEYS + 1])
+def test_search_equals_searchsorted_on_small_and_large_key_arrays(keys):
+    rng = np.random.default_rng(keys)
+    sorted_values = np.sort(rng.integers(0, 2**40, keys))
+    x = np.r_[rng.choice(sorted_values, 3000), rng.integers(0, 2**40, 3000)]  # hits and misses
+    np.testing.assert_array_equal(data._search(sorted_values, x),
+                                  np.searchsorted(sorted_values, x))  # fmt: skip

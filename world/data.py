@@ -231,11 +231,16 @@ def _rows(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return np.where(sorted_ids[pos] == ids, pos, -1)
 
 
+SEARCH_CACHED_KEYS = 1 << 17  # 1 MiB of int64 keys: about what a core's cache holds
+
+
 def _search(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """np.searchsorted(sorted_values, x) (left), with many needles searched in ascending order:
-    each search then starts from the previous one's place, and a large array is walked through
-    the cache instead of jumped across (5x faster for 90 k ids in 5.7 M keys)."""
-    if len(x) < 1024:
+    """np.searchsorted(sorted_values, x) (left). Many needles in a large key array are searched
+    in ascending order: each search then starts from the previous one's place, and the keys are
+    walked through the cache instead of jumped across (5x faster for 90 k ids in 5.7 M keys).
+    Keys that fit in the cache are searched directly: sorting the needles cost more than it
+    saved there (the bundled world's batches: 211 ms instead of 581 per 128 users)."""
+    if len(x) < 1024 or len(sorted_values) <= SEARCH_CACHED_KEYS:
         return np.searchsorted(sorted_values, x)
     order = np.argsort(x)
     out = np.empty(len(x), np.intp)
