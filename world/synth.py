@@ -491,18 +491,15 @@ def synth_world(out: Path | str, cfg: SynthConfig, *, force: bool = False) -> di
         }
     ).sort_by([("user_id", "ascending"), ("event_ms", "ascending"), ("action", "ascending")])
     del eng, dwell
-    served = np.frombuffer(imp["served"], np.int8).astype(bool)
     imp_table = pa.table(
         {
             "user_id": pa.array(np.frombuffer(imp["user_id"], np.int64)),
             "post_id": pa.array(np.frombuffer(imp["post_id"], np.int64)),
-            "kind": pa.DictionaryArray.from_arrays(
-                pa.array(served.astype(np.int8)), pa.array(["seen", "served"])
-            ).cast(pa.string()),
+            "kind": pa.array(["seen", "served"]).take(np.frombuffer(imp["served"], np.int8)),
             "event_ms": pa.array(np.frombuffer(imp["event_ms"], np.int64)),
         }
     ).sort_by([("user_id", "ascending"), ("event_ms", "ascending"), ("post_id", "ascending")])
-    del imp, served
+    del imp
 
     tables = {"posts": posts_table, "users": users_table, "edges": edges_table,
               "engagements": eng_table, "impressions": imp_table}  # fmt: skip

@@ -44,7 +44,8 @@ def run(
     if engine not in ("local", "ray"):
         raise InputError("--engine must be local or ray")
     if ray and engine != "ray":
-        raise InputError(f"--ray-… options need --engine ray (given: {', '.join(sorted(ray))})")
+        given = ", ".join("--ray-" + k.replace("_", "-") for k in sorted(ray))
+        raise InputError(f"{given}: these options need --engine ray")
     try:
         users = pop.resolve_users(users_spec, resources.world)
         spec = pop.RunSpec(resources, params, pop.request_time(resources.world, now_ms), keep,
