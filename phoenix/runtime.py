@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
 import haiku as hk
 import jax
@@ -22,6 +23,10 @@ from phoenix.device import full_precision
 from phoenix.embeddings import EmbeddingTables
 from phoenix.inputs import UserHistory, embed_batch, make_batch
 from phoenix.params import FlatParams, unflatten, validate
+
+# ranker calls dispatched and not yet read back in `rank_many` (each holds its inputs, its
+# embeddings and its probabilities): enough to keep XLA busy while the next inputs are built
+RANK_IN_FLIGHT = 4
 
 logger = logging.getLogger(__name__)
 
@@ -163,13 +168,22 @@ class Ranker:
                                       for xs in zip(*rows, strict=True)))  # fmt: skip
                 emb = embed_batch(batch, self.ckpt.tables, cfg)
                 # dispatched without waiting: the next group's inputs are built while XLA
-                # computes this one
+                # computes this one; at most RANK_IN_FLIGHT groups (their inputs and outputs)
+                # are held at once, so a batch's memory does not grow with its users
                 pending.append((group, cached_probs_fn(cfg)(self.params, batch, emb)))
-        for group, probs in pending:
-            probs = np.asarray(probs, np.float32)
-            for j, i in enumerate(group):
-                out[i] = finite_output(probs[j, : len(post_ids[i])], "ranker", cfg.head_names)
+                if len(pending) >= RANK_IN_FLIGHT:
+                    self._collect(pending.pop(0), post_ids, out)
+        for done in pending:
+            self._collect(done, post_ids, out)
         return out
+
+    def _collect(self, done: tuple[list[int], Any], post_ids: list[np.ndarray],
+                 out: list[np.ndarray]) -> None:  # fmt: skip
+        """A dispatched group's probabilities [G, bucket, A] into each user's `out` row."""
+        group, probs = done
+        probs = np.asarray(probs, np.float32)
+        for j, i in enumerate(group):
+            out[i] = finite_output(probs[j, : len(post_ids[i])], "ranker", self.config.head_names)
 
     def _rank_cached(
         self, history, post_ids, author_ids, product_surface, impression_ts, creation_ts

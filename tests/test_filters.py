@@ -127,6 +127,12 @@ def test_previously_seen_and_served_check_every_related_id(field):
 )
 def test_muted_keyword_matching(keyword, text, hit):
     assert matches(keyword, text) is hit
+    # the filter (substring pre-check, then the token match) agrees, among other texts
+    others = [cand(1, text="nothing to see"), cand(3, text="concatenated cafeteria launches")]
+    want = [1, 3] if hit else [1, 2, 3]
+    got = kept(MutedKeywordFilter(), [others[0], cand(2, text=text), others[1]],
+               query(muted_keywords=(keyword,)))  # fmt: skip
+    assert got == want
 
 
 def test_muted_keyword_filter_is_off_without_keywords_and_checks_own_text():

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from world.activity import Activity
+from world.lookup import IdIndex
 from world.tables import WorldError, read_table, read_world_json
 
 
@@ -112,7 +113,7 @@ class WorldData:
 
     def user_rows(self, user_ids: np.ndarray) -> np.ndarray:
         """Row of each user id in `users`, −1 when the world has no such user."""
-        return _rows(self.user_ids, user_ids)
+        return self._user_index.rows(user_ids)
 
     def post_rows(self, post_ids: np.ndarray) -> np.ndarray:
         """Row of each post id, −1 when the world has no such post. The rows of the last few
@@ -122,7 +123,7 @@ class WorldData:
         for arr, rows in memo:
             if arr is post_ids:
                 return rows
-        rows = _rows(self.posts["post_id"], post_ids)
+        rows = self._post_index.rows(post_ids)
         if isinstance(post_ids, np.ndarray):
             memo.insert(0, (post_ids, rows))
             del memo[4:]
@@ -164,8 +165,8 @@ class WorldData:
         few viewers), not in all of them."""
         keys, first = self._edge_index(kind)
         ids = self._edge_ids()
-        a = _rows(ids, np.asarray(src_ids, np.int64))
-        b = _rows(ids, np.asarray(dst_ids, np.int64))
+        a = self._edge_id_index.rows(src_ids)
+        b = self._edge_id_index.rows(dst_ids)
         if not len(keys) or not len(a):
             return np.zeros(len(a), bool)
         n = len(ids)
@@ -185,6 +186,18 @@ class WorldData:
         if until_ms is not None:
             hit &= first[pos] <= np.asarray(until_ms, np.int64)
         return hit
+
+    @functools.cached_property
+    def _post_index(self) -> IdIndex:
+        return IdIndex(self.posts["post_id"])
+
+    @functools.cached_property
+    def _user_index(self) -> IdIndex:
+        return IdIndex(self.user_ids)
+
+    @functools.cached_property
+    def _edge_id_index(self) -> IdIndex:
+        return IdIndex(self._edge_ids())
 
     def _edge_ids(self) -> np.ndarray:
         """Every user id in the edges or the users table, ascending (built once)."""
