@@ -65,3 +65,23 @@ def test_search_equals_searchsorted_on_small_and_large_key_arrays(keys):
     x = np.r_[rng.choice(sorted_values, 3000), rng.integers(0, 2**40, 3000)]  # hits and misses
     np.testing.assert_array_equal(data._search(sorted_values, x),
                                   np.searchsorted(sorted_values, x))  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["follow", "block"])
+def test_out_edges_equal_the_edge_table_oldest_first(world, kind):
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    t = pq.read_table(f"{BUNDLED.world}/edges.parquet").to_pylist()
+    rows = [r for r in t if r["kind"] == kind]
+    users = sorted({r["src_user_id"] for r in rows})[:25] + [99, int(world.user_ids[-1]) + 1]
+    until = int(np.median([r["created_ms"] for r in rows if r["created_ms"] is not None]))
+    for u in users:
+        mine = sorted((r for r in rows if r["src_user_id"] == u),
+                      key=lambda r: (r["created_ms"] is None, r["created_ms"] or 0,
+                                     r["dst_user_id"]))  # fmt: skip
+        assert world.out_edges(u, kind).tolist() == [r["dst_user_id"] for r in mine]
+        assert world.out_edges(u, kind, until).tolist() == [
+            r["dst_user_id"] for r in mine if (r["created_ms"] or 0) <= until
+        ]
+    src, dst, _ = world.edges[kind]  # the per-edge view: sources repeated, sorted
+    assert len(src) == len(dst) == len(rows) and (np.diff(src) >= 0).all()

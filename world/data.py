@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -12,6 +13,43 @@ import pyarrow.compute as pc
 from world.activity import Activity
 from world.lookup import IdIndex
 from world.tables import WorldError, read_table, read_world_json
+
+
+@dataclasses.dataclass(frozen=True)
+class EdgeList:
+    """One kind's edges sorted by source (then creation, unknown last, then destination), the
+    sources stored once each: src_ids [S] ascending, offsets [S + 1] (source i's edges are
+    dst[offsets[i]:offsets[i + 1]]), dst [E], created [E] (ms, 0 when unknown). Iterating
+    gives the per-edge arrays (src [E], dst [E], created [E])."""
+
+    src_ids: np.ndarray
+    offsets: np.ndarray
+    dst: np.ndarray
+    created: np.ndarray
+
+    @classmethod
+    def from_sorted(cls, src: np.ndarray, dst: np.ndarray, created: np.ndarray) -> EdgeList:
+        src = np.asarray(src, np.int64)
+        start = np.flatnonzero(np.r_[True, src[1:] != src[:-1]]) if len(src) else src
+        return cls(src[start], np.r_[start, len(src)].astype(np.int64),
+                   np.asarray(dst, np.int64), np.asarray(created, np.int64))  # fmt: skip
+
+    def bounds(self, user_id: int) -> tuple[int, int]:
+        """[lo, hi) of the user's edges."""
+        i = int(np.searchsorted(self.src_ids, user_id))
+        if i == len(self.src_ids) or self.src_ids[i] != user_id:
+            return 0, 0
+        return int(self.offsets[i]), int(self.offsets[i + 1])
+
+    def src(self) -> np.ndarray:
+        """The source of each edge [E] (built on each call)."""
+        return np.repeat(self.src_ids, np.diff(self.offsets))
+
+    def __iter__(self):
+        return iter((self.src(), self.dst, self.created))
+
+    def __len__(self) -> int:
+        return len(self.dst)
 
 
 class WorldData:
@@ -92,12 +130,12 @@ class WorldData:
         known = pc.is_valid(created_col).to_numpy(zero_copy_only=False)
         created = pc.fill_null(created_col, 0).to_numpy().astype(np.int64)
         del edges, kind, created_col
-        self.edges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.edges: dict[str, EdgeList] = {}
         for name in ("follow", "block", "mute", "subscribe"):
             rows = np.flatnonzero(codes == names.index(name)) if name in names else np.zeros(0, int)
             last = np.where(known[rows], created[rows], np.iinfo(np.int64).max)
             rows = rows[np.lexsort((dst[rows], last, src[rows]))]
-            self.edges[name] = (src[rows], dst[rows], created[rows])
+            self.edges[name] = EdgeList.from_sorted(src[rows], dst[rows], created[rows])
 
     @functools.cached_property
     def activity(self) -> Activity:
@@ -132,8 +170,9 @@ class WorldData:
     def out_edges(self, user_id: int, kind: str, until_ms: int | None = None) -> np.ndarray:
         """dst ids of a user's edges of one kind, oldest first; with `until_ms`, only edges
         created at or before it."""
-        src, dst, created = self.edges[kind]
-        lo, hi = np.searchsorted(src, user_id), np.searchsorted(src, user_id, side="right")
+        e = self.edges[kind]
+        lo, hi = e.bounds(user_id)
+        dst, created = e.dst, e.created
         if until_ms is None:
             return dst[lo:hi]
         return dst[lo:hi][created[lo:hi] <= until_ms]
@@ -202,8 +241,8 @@ class WorldData:
     def _edge_ids(self) -> np.ndarray:
         """Every user id in the edges or the users table, ascending (built once)."""
         if "_edge_id_array" not in self.__dict__:
-            parts = [self.user_ids] + [np.asarray(x, np.int64) for s, d, _ in
-                                       self.edges.values() for x in (s, d)]  # fmt: skip
+            parts = [self.user_ids] + [x for e in self.edges.values()
+                                       for x in (e.src_ids, e.dst)]  # fmt: skip
             self._edge_id_array = np.unique(np.concatenate(parts))
         return self._edge_id_array
 
@@ -212,12 +251,12 @@ class WorldData:
         key = dst · len(ids) + src), and each pair's first creation time (built once)."""
         cache = self.__dict__.setdefault("_edge_keys", {})
         if kind not in cache:
-            src, dst, created = self.edges[kind]
-            ids = self._edge_ids()
-            keys = _rows(ids, np.asarray(dst, np.int64)) * len(ids) + _rows(
-                ids, np.asarray(src, np.int64)
-            )
-            t = np.asarray(created, np.int64)
+            e = self.edges[kind]
+            index = self._edge_id_index
+            src = np.repeat(index.rows(e.src_ids), np.diff(e.offsets))  # [E] rows
+            keys = index.rows(e.dst) * len(index.ids) + src
+            del src
+            t = e.created
             order = np.lexsort((t, keys))
             keys, t = keys[order], t[order]
             first = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
