@@ -207,11 +207,17 @@ def _topic_entropy(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap) ->
 def _freshness(run: Run, uidx: np.ndarray, n_users: int, boot: Bootstrap) -> Estimate:
     """Median age (hours) of served posts at request time. Replicates: each replicate's median
     from per-user counts over AGE_BINS quantile bins of the pooled ages (fine where the median
-    is), interpolated within the bin."""
+    is), interpolated within the bin, moved by the exact minus the binned median of the whole
+    sample."""
     age = (run.request - run.created).astype(np.float64) / 3_600_000  # [N] hours
     if not len(age):
         return Estimate(np.nan, np.nan, np.nan)
     edges = np.unique(np.quantile(age, np.linspace(0, 1, AGE_BINS + 1)))  # [K+1]
     bins = np.clip(np.searchsorted(edges, age, side="right") - 1, 0, max(len(edges) - 2, 0))
-    _, reps = boot.sparse_sums(pair_counts(uidx, bins, max(len(edges) - 1, 1), n_users))
-    return interval(float(np.median(age)), _median_from_bins(reps, edges))
+    total, reps = boot.sparse_sums(pair_counts(uidx, bins, max(len(edges) - 1, 1), n_users))
+    point = float(np.median(age))
+    # the binned median of the whole sample differs from the exact one where ages are tied
+    # (interpolation spreads a tie over its bin): the replicates are moved by that difference,
+    # so the interval is the binned estimator's spread around the exact median
+    shift = point - float(_median_from_bins(total[None], edges)[0])
+    return interval(point, _median_from_bins(reps, edges) + shift)

@@ -236,3 +236,19 @@ def test_counted_gini_and_top_share_equal_the_sorted_formula():
     assert np.allclose(g, g2, atol=1e-12) and np.allclose(t, t2, atol=1e-12)
     frac = rng.random((5, 40))  # non-integers take the sorted path
     assert np.allclose(concentration(frac)[0], _sorted(frac, 40, 1)[0])
+
+
+def test_median_age_interval_holds_the_exact_median_where_ages_are_tied():
+    import types  # noqa: PLC0415
+
+    from audit.arm import _freshness  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    users, per = 2000, 35
+    uidx = np.repeat(np.arange(users), per)
+    age = rng.choice(np.arange(0, 72, 0.5), users * per) * HOUR  # bursts: many equal ages
+    run = types.SimpleNamespace(request=np.full(len(age), NOW, np.int64),
+                                created=(NOW - age).astype(np.int64))  # fmt: skip
+    e = _freshness(run, uidx, users, Bootstrap(users, 200, 0))
+    assert e.value == pytest.approx(np.median(age) / HOUR)
+    assert e.lo <= e.value <= e.hi and e.hi - e.lo < 2.0, e
