@@ -32,12 +32,15 @@ class RayOptions:
     `actors_per_node` × the cluster's alive nodes actors (each loads the world and models once),
     each taking `cpus_per_actor` CPUs (fractional: on a 2-CPU machine two actors at 0.5 leave a
     CPU for Ray Data's read tasks) and `gpus_per_actor` GPUs (e.g. 0.25: four actors feed one
-    GPU; 0: the actors compute on CPUs)."""
+    GPU; 0: the actors compute on CPUs). `device` is what each actor computes on (as
+    `--device`: auto, cpu or gpu); Ray shows an actor only the GPUs it is given, so `gpu`
+    needs `gpus_per_actor` > 0 and `cpu` refuses GPUs it would hold unused."""
 
     address: str | None = None
     actors_per_node: int = 2
     cpus_per_actor: float = 0.5
     gpus_per_actor: float = 0.0
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         if not 1 <= self.actors_per_node <= 1024:
@@ -46,6 +49,18 @@ class RayOptions:
             raise pop.PopulationError("--ray-cpus-per-actor must be > 0 (fractions allowed)")
         if not (math.isfinite(self.gpus_per_actor) and 0 <= self.gpus_per_actor <= 64):
             raise pop.PopulationError("--ray-gpus-per-actor must be ≥ 0 (fractions allowed)")
+        if self.device not in ("auto", "cpu", "gpu"):
+            raise pop.PopulationError(f"--device {self.device}: must be auto, cpu or gpu")
+        if self.device == "gpu" and not self.gpus_per_actor:
+            raise pop.PopulationError(
+                "--device gpu with --engine ray needs --ray-gpus-per-actor > 0 "
+                "(Ray hides the GPUs from actors given none)"
+            )
+        if self.device == "cpu" and self.gpus_per_actor:
+            raise pop.PopulationError(
+                "--device cpu with --ray-gpus-per-actor > 0: the actors would hold GPUs they "
+                "do not use"
+            )
 
 
 def _spec_dict(spec: pop.RunSpec) -> dict[str, Any]:
@@ -64,11 +79,13 @@ def _spec_from(d: dict[str, Any]) -> pop.RunSpec:
 class PartRanker:
     """Ray Data callable class: one instance per actor, world and checkpoint loaded once."""
 
-    def __init__(self, spec: dict[str, Any], out: str):
+    def __init__(self, spec: dict[str, Any], out: str, device: str = "auto"):
         self.spec = _spec_from(spec)
         self.out = Path(out)
+        from phoenix.device import select_device
         from pipeline import feed
 
+        select_device(device)  # the GPU(s) Ray gave this actor, or its CPUs
         q = feed.new_query(0, self.spec.resources, self.spec.params, self.spec.now_ms)
         feed.build_pipeline(q)  # loads world, models, corpus once per actor
 
@@ -136,7 +153,11 @@ def run_population_ray(
             ds = ray.data.from_items([{"part": k, "users": u.tolist()} for k, u in todo])
             ds = ds.map_batches(
                 PartRanker,
-                fn_constructor_kwargs={"spec": _spec_dict(spec), "out": str(out)},
+                fn_constructor_kwargs={
+                    "spec": _spec_dict(spec),
+                    "out": str(out),
+                    "device": options.device,
+                },  # fmt: skip
                 batch_size=1,
                 concurrency=min(actors, len(todo)),
                 num_cpus=options.cpus_per_actor,  # fractional: read tasks not starved on 2 CPUs

@@ -221,3 +221,11 @@ def test_population_compare_finds_a_user_served_another_post(population, tmp_pat
     diff = compare(population, other)
     assert diff["users_serving_other_posts"] == 1 and diff["slots_equal"] == diff["rows"][0] - 1
     assert main([str(population), str(other)]) == 1
+
+
+def test_ray_engine_refuses_a_gpu_device_without_gpus_per_actor(tmp_path, runner):
+    argv = ["rank", "--users", "1007", "--out", str(tmp_path / "o"), "--engine", "ray",
+            "--device", "gpu"]  # fmt: skip
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 2 and "--ray-gpus-per-actor > 0" in res.stderr
+    assert not (tmp_path / "o").exists()

@@ -34,7 +34,7 @@ def test_ray_engine_writes_the_local_dataset(tmp_path, monkeypatch):
     ray.init(num_cpus=2, _node_ip_address="127.0.0.1", include_dashboard=False,
              log_to_driver=False)  # fmt: skip
     try:
-        options = RayOptions(actors_per_node=2, cpus_per_actor=0.5)
+        options = RayOptions(actors_per_node=2, cpus_per_actor=0.5, device="cpu")
         manifest = run_population_ray(USERS, spec, tmp_path / "ray", options=options)
         with pytest.raises(pop.PopulationError, match="has no GPU"):  # would wait for ever
             run_population_ray(USERS, spec, tmp_path / "gpu", options=RayOptions(gpus_per_actor=1))
@@ -55,6 +55,9 @@ def test_ray_engine_writes_the_local_dataset(tmp_path, monkeypatch):
         {"cpus_per_actor": 0.0},
         {"cpus_per_actor": float("nan")},
         {"gpus_per_actor": -1.0},
+        {"device": "gpu"},  # no GPU given to the actors: Ray hides them
+        {"device": "cpu", "gpus_per_actor": 1.0},  # GPUs held unused
+        {"device": "tpu"},
     ],  # fmt: skip
 )
 def test_ray_options_refuse_impossible_sizes(bad):

@@ -229,9 +229,10 @@ def rank(
 
     Example: xfeed rank --user 1007 --top-k 20; xfeed rank --users all --arm chrono --out chrono/
     """
-    use_device(device)
     if (user is None) == (users is None):
         raise InputError("give --user ID or --users all|ID,ID,…|FILE")
+    if users is None or engine != "ray":  # Ray's actors pick their own device (RayOptions)
+        use_device(device)
     if users is not None:
         from xfeed_cli.commands import population
 
@@ -244,7 +245,8 @@ def rank(
                "cpus_per_actor": ray_cpus, "gpus_per_actor": ray_gpus}  # fmt: skip
         population.run(users, out_path, q.resources, q.params,
                        parse_time_ms(now) if now else None, lenient, keep, shard, resume, engine,
-                       {k: v for k, v in ray.items() if v is not None})  # fmt: skip
+                       {k: v for k, v in ray.items() if v is not None},
+                       str(getattr(device, "value", device)))  # fmt: skip
         return
     q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient, ranker, arm)
     result = feed.rank(q)

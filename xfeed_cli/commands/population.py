@@ -34,9 +34,10 @@ def run(
     resume: bool,
     engine: str,
     ray: dict | None = None,
+    device: str = "auto",
 ) -> None:
     """Validate, run with a progress bar, print the summary. `ray`: the `--ray-…` options given
-    (`pipeline.ray_engine.RayOptions` fields)."""
+    (`pipeline.ray_engine.RayOptions` fields); `device`: what the Ray actors compute on."""
     if out_dir is None:
         raise InputError("--users needs --out DIR (the dataset directory)")
     if keep not in pop.KEEP:
@@ -52,7 +53,8 @@ def run(
                            pop.parse_shard(shard), lenient)  # fmt: skip
     except pop.PopulationError as exc:
         raise InputError(str(exc)) from exc
-    _ranked(users, spec, out_dir, resume, engine, ray or {})
+    ray = {**ray, "device": str(device)} if engine == "ray" else {}
+    _ranked(users, spec, out_dir, resume, engine, ray)
 
 
 def _ranked(users, spec, out_dir: Path, resume: bool = False, engine: str = "local",
