@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from phoenix.actions import ActionName as A
-from training.steps import TrainConfig, contrastive_loss
-from training.trainer import holdout_points, item_labels
+from phoenix.config import ModelType
+from training.steps import TrainConfig, _own_masks, contrastive_loss
+from training.trainer import holdout_points, item_labels, model_config, retrieval_examples
 from world.sequences import Sequences
 
 
@@ -47,6 +48,40 @@ def test_duplicate_positives_are_not_negatives():
                             np.float32(1.0), 0.0)  # fmt: skip
     want = _ce([1.0, 0.0], 0)  # row 0 against the global negative (score 0) only
     assert float(same) == pytest.approx(want, rel=1e-5)
+
+
+def test_own_items_are_not_negatives_by_hand():
+    rep = np.eye(2, dtype=np.float32)
+    cand = np.array([[1.0, 0.0], [0.6, 0.8]], np.float32)
+    gcand = np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)
+    args = (np.zeros((2, 1, 2), np.float32), np.array([0, 1]), np.ones(2, np.float32),
+            np.array([2, 3]), np.ones(2, np.float32), np.zeros((2, 1), np.float32),
+            np.float32(0.5), 0.0)  # fmt: skip
+    own_b = np.array([[True, True], [False, True]])  # row 0's user also consumed item 1
+    own_g = np.array([[False, False], [False, True]])  # row 1's user consumed global item 3
+    got = float(contrastive_loss(rep, cand, gcand, *args, own_b, own_g))
+    row0 = [1.0 / 0.5, 0.0, 1.0 / 0.5]  # itself, global 2, global 3; item 1 left out
+    row1 = [0.0, 0.8 / 0.5, 1.0 / 0.5]  # row 0's item, itself, global 2; global 3 left out
+    want = (_ce(row0, 0) + _ce(row1, 1)) / 2
+    assert got == pytest.approx(want, rel=1e-5)
+    plain = float(contrastive_loss(rep, cand, gcand, *args))
+    assert plain != pytest.approx(got, rel=1e-3)
+
+
+def test_own_masks_mark_each_users_training_items():
+    seq = _seq([[A.SERVER_TWEET_FAV]] * 6)
+    seq = dataclasses.replace(seq, user_ids=np.array([7, 8]), offsets=np.array([0, 3, 6]),
+                              post_id=np.array([10, 11, 12, 12, 13, 14]))  # fmt: skip
+    cfg = model_config(ModelType.RETRIEVAL)
+    tc = TrainConfig(mask_own_items=True)
+    ex = retrieval_examples(seq, cfg, np.array([3, 5]), tc)  # user 8's item 14 held out
+    cat = [10, 11, 12, 13]  # the training catalogue: catalogue rows 0..3
+    assert ex["own_offsets"].tolist() == [0, 3, 5]
+    assert [cat[r] for r in ex["own_rows"]] == [10, 11, 12, 12, 13]
+    own_b, own_g = _own_masks(ex, np.array([0, 1]), np.array([1, 3]), np.array([0, 2, 3]))
+    assert own_b.tolist() == [[True, False], [False, True]]
+    assert own_g.tolist() == [[True, True, False], [False, True, True]]
+    assert "own_rows" not in retrieval_examples(seq, cfg, np.array([3, 5]))
 
 
 def _seq(actions: list[list[int]]) -> Sequences:
@@ -145,12 +180,26 @@ def test_retrieval_trains_with_validation_on_an_imported_log(log_world, tmp_path
                              batch_size=16, global_negatives=8, holdout="loo",
                              valid_fraction=0.2, eval_every=10)  # fmt: skip
     assert isinstance(tc, TC) and tc.positives == "any" and tc.post_dropout == 0.0
+    assert tc.mask_own_items and not default_train_config("retrieval").mask_own_items
     records = []
     meta = train_model("retrieval", log_world, tmp_path / "ck", train_config=tc,
                        log=records.append)  # fmt: skip
     assert [r["step"] for r in records] == [10, 20]
     assert meta["best_valid_loss"] == pytest.approx(min(r["valid_loss"] for r in records))
     assert all(np.isfinite(r["valid_loss"]) for r in records)
+
+
+def test_imported_worlds_size_id_tables_to_their_ids():
+    from training.trainer import TINY_VOCAB, world_vocab
+
+    # MovieLens latest-small: 9,724 movies x 8 = 77,792 -> 131,072 rows; 611 users -> 8,192
+    assert world_vocab({"users": 611, "posts": 9724}) == {"user": 8192, "item": 131072,
+                                                          "author": 4096}  # fmt: skip
+    assert world_vocab({"users": 10, "posts": 60}) == TINY_VOCAB  # never below the tiny sizes
+    assert world_vocab({"users": 4096, "posts": 4096})["user"] == 32768
+    assert world_vocab({"users": 10, "posts": 10**7})["item"] == 1 << 20  # capped
+    cfg = model_config(ModelType.RETRIEVAL, vocab=world_vocab({"users": 611, "posts": 9724}))
+    assert (cfg.hash.user.vocab_size, cfg.hash.item.vocab_size) == (8192, 131072)
 
 
 class _OneHotRetriever:

@@ -230,3 +230,21 @@ def test_retrieval_bounds_name_each_scorer_with_a_recall(tiny_world):
     got = bounds(tiny_world)
     assert list(got)[:3] == ["author-follow", "follows, no time", "history authors"]
     assert len(got) == 5 and all(0.0 <= v <= 1.0 for v in got.values())
+
+
+def test_retrieval_bounds_oracle_replays_the_generator_or_refuses(tiny_world, tmp_path):
+    import shutil
+
+    from benchmarks.retrieval_bounds import bounds
+
+    got = bounds(tiny_world, oracle=True)
+    assert list(got)[5:] == ["oracle, author level", "oracle, author level + history author shares",
+                             "oracle, author level + follows", "oracle, post level"]  # fmt: skip
+    assert all(0.0 <= v <= 1.0 for v in got.values())
+    other = tmp_path / "w"
+    shutil.copytree(tiny_world, other)
+    meta = json.loads((other / "world.json").read_text())
+    meta["params"]["seed"] += 1  # its posts are no longer the replay of its params
+    (other / "world.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="not the replay"):
+        bounds(other, oracle=True)

@@ -92,6 +92,10 @@ class TrainConfig:
     holdout: str = "fraction"  # "fraction" (last 20 %) or "loo" (each user's last positive)
     logq_weight: float = 2.0
     hard_negatives: int = 4
+    # Retrieval: a user's own training items are never that user's negatives (in-batch or
+    # global): the evaluation ranks them out anyway, and a popular item in the batch is often one
+    # the user consumed too (upstream removes only the row's own positive).
+    mask_own_items: bool = False
     # Batches: "example" (uniform over examples, so heavy users dominate) or "user" (upstream's
     # per-user average: each batch row a different user drawn uniformly, then one of its examples).
     sample_by: str = "example"
@@ -327,23 +331,48 @@ def contrastive_loss(
     neg_mask: jax.Array,  # [B, H] 1 = a real hard negative
     temperature: jax.Array,  # ()
     logq_weight: float,
+    own_batch: jax.Array | None = None,  # [B, B] True: column j's positive is one of row i's items
+    own_global: jax.Array | None = None,  # [B, G] the same for the global negatives
 ) -> jax.Array:
     """Mean softmax cross-entropy of each row's positive against [in-batch | global | hard]
     candidates: score / temperature − logq_weight · log(max(count, 1)) for in-batch and global
     candidates (hard negatives uncorrected); another row's candidate with the row's own positive
-    item, and padded hard negatives, are left out."""
+    item, and padded hard negatives, are left out; with `own_batch` / `own_global`, so are
+    candidates that are any of the row's user's training items (not negatives for that user)."""
     b = rep.shape[0]
     logq = logq_weight * jnp.log(jnp.maximum(pos_count, 1.0))  # [B]
     glogq = logq_weight * jnp.log(jnp.maximum(g_count, 1.0))  # [G]
     in_batch = rep @ cand.T / temperature - logq[None, :]  # [B, B]
     same = pos_id[:, None] == pos_id[None, :]  # duplicates are not negatives
+    if own_batch is not None:
+        same = same | own_batch
     in_batch = jnp.where(same & ~jnp.eye(b, dtype=bool), -1e9, in_batch)
     global_ = rep @ gcand.T / temperature - glogq[None, :]  # [B, G]
-    global_ = jnp.where(pos_id[:, None] == g_id[None, :], -1e9, global_)
+    drop_g = pos_id[:, None] == g_id[None, :]
+    if own_global is not None:
+        drop_g = drop_g | own_global
+    global_ = jnp.where(drop_g, -1e9, global_)
     hard = jnp.einsum("bd,bhd->bh", rep, ncand) / temperature  # [B, H]
     hard = jnp.where(neg_mask > 0, hard, -1e9)
     logits = jnp.concatenate([in_batch, global_, hard], axis=1)
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, jnp.arange(b)))
+
+
+def _own_masks(
+    examples: dict[str, np.ndarray], users: np.ndarray, pos_id: np.ndarray, g_id: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """([B, B], [B, G]) True where a candidate (batch positive `pos_id`, global negative `g_id`:
+    catalogue rows) is one of row i's user's training items (`own_rows` between `own_offsets`,
+    sorted per user)."""
+    rows, offsets = examples["own_rows"], examples["own_offsets"]
+    out_b = np.zeros((len(users), len(pos_id)), bool)
+    out_g = np.zeros((len(users), len(g_id)), bool)
+    for i, u in enumerate(users.tolist()):
+        own = rows[offsets[u] : offsets[u + 1]]
+        for out, cand in ((out_b, pos_id), (out_g, g_id)):
+            at = np.minimum(np.searchsorted(own, cand), max(len(own) - 1, 0))
+            out[i] = (own[at] == cand) if len(own) else False
+    return out_b, out_g
 
 
 def train_retrieval(
@@ -385,7 +414,8 @@ def train_retrieval(
                        jnp.ones(b * h)).reshape(b, h, -1)  # [B, H, D]  # fmt: skip
         temperature = 0.1 * jnp.exp(state["model"]["~"]["log_temperature"])
         ids = (pos["id"], pos["count"], glob["id"], glob["count"], neg["mask"])
-        return contrastive_loss(rep, cand, gcand, ncand, *ids, temperature, tc.logq_weight)
+        return contrastive_loss(rep, cand, gcand, ncand, *ids, temperature, tc.logq_weight,
+                                pos.get("own"), glob.get("own"))  # fmt: skip
 
     def loss_fn(state, data):
         return data_loss(state, data) + id_penalty(state["tables"], tc.id_l2)
@@ -413,6 +443,8 @@ def train_retrieval(
         }
         neg = {"post": ex["neg_post"][idx], "author": ex["neg_author"][idx],
                "mask": ex["neg_mask"][idx]}  # fmt: skip
+        if tc.mask_own_items:
+            pos["own"], glob["own"] = _own_masks(examples, ex["user_row"][idx], pos["id"], g)
         return _batch(ex, idx), pos, glob, neg
 
     metrics = None

@@ -71,7 +71,7 @@ def default_train_config(model_type: ModelType | str, imported: bool = False) ->
             return TrainConfig(steps=1500, post_dropout=0.1, history_post_dropout=0.1,
                                user_dropout=0.1, sampled_negatives=16, positives="any")  # fmt: skip
         return TrainConfig(steps=1500, batch_size=128, post_dropout=0.0, logq_weight=1.0,
-                           positives="any", sample_by="user")  # fmt: skip
+                           positives="any", sample_by="user", mask_own_items=True)  # fmt: skip
     if ModelType(model_type) is ModelType.RANKER:
         return TrainConfig(steps=4500, post_dropout=0.5, history_post_dropout=1.0,
                            user_dropout=1.0, id_l2=SYNTH_ID_L2, valid_fraction=0.1,
@@ -79,20 +79,43 @@ def default_train_config(model_type: ModelType | str, imported: bool = False) ->
     return TrainConfig()
 
 
+# Imported worlds: the id tables hold at least this many rows per id of the world (a power of
+# two), so that few ids share a hashed row (MovieLens: 9,724 movies -> 131,072 item rows), at
+# most MAX_ROWS (upstream's 1,000,000-row tables; 128 MB per table at 32 dims).
+ROWS_PER_ID = 8
+MAX_ROWS = 1 << 20
+
+
+def world_vocab(rows: dict[str, int]) -> dict[str, int]:
+    """Tiny-preset vocab sizes grown to the world's ids (world.json `rows`: users, posts): each
+    table the next power of two >= ROWS_PER_ID rows per id, never below TINY_VOCAB nor above
+    MAX_ROWS."""
+
+    def size(n: int, floor: int) -> int:
+        return min(max(floor, 1 << max(int(n) * ROWS_PER_ID - 1, 1).bit_length()), MAX_ROWS)
+
+    return {"user": size(rows.get("users", 0), TINY_VOCAB["user"]),
+            "item": size(rows.get("posts", 0), TINY_VOCAB["item"]),
+            "author": TINY_VOCAB["author"]}  # fmt: skip
+
+
 def model_config(
-    model_type: ModelType | str, preset: Preset = Preset.TINY, history: int | None = None
+    model_type: ModelType | str,
+    preset: Preset = Preset.TINY,
+    history: int | None = None,
+    vocab: dict[str, int] | None = None,
 ) -> PhoenixConfig:
     """The architecture trained on worlds: the preset's transformer, 64 heads (ActionName
-    0..63), float32 compute, vocab sized for synthetic worlds, right-anchored RoPE (every
-    candidate at the same position: its score does not depend on where it sits in the list);
-    `history` overrides the history length."""
+    0..63), float32 compute, vocab sized for synthetic worlds (or `vocab`: rows per entity,
+    tiny preset), right-anchored RoPE (every candidate at the same position: its score does not
+    depend on where it sits in the list); `history` overrides the history length."""
     base = Preset(preset).config(model_type)
     if preset is Preset.TINY and ModelType(model_type) is ModelType.RANKER:
         base = base.replace(history_seq_len=TINY_RANKER_HISTORY)
     if history is not None:
         base = base.replace(history_seq_len=int(history))
     h = HashConfig()
-    vocab = TINY_VOCAB if preset is Preset.TINY else dict.fromkeys(TINY_VOCAB, 1_000_000)
+    vocab = (vocab or TINY_VOCAB) if preset is Preset.TINY else dict.fromkeys(TINY_VOCAB, 1_000_000)
     hashes = HashConfig(*(dataclasses.replace(getattr(h, e), vocab_size=vocab[e])
                           for e in ("user", "item", "author")))  # fmt: skip
     return base.replace(
@@ -384,6 +407,11 @@ def retrieval_examples(
     out["cat_post"] = hashing.item_rows(cat_id, h).astype(np.int32)
     out["cat_author"] = hashing.author_rows(cat_author, h).astype(np.int32)
     out["cat_count"] = counts.astype(np.float32)
+    if tc.mask_own_items and catalogue is None:  # per user, its training items' catalogue rows
+        own = [np.unique(np.searchsorted(cat_id, seq.post_id[int(seq.offsets[u]) : int(split[u])]))
+               for u in range(len(seq.user_ids))]  # fmt: skip
+        out["own_rows"] = np.concatenate([*own, np.zeros(0, np.int64)]).astype(np.int32)
+        out["own_offsets"] = np.r_[0, np.cumsum([len(o) for o in own])].astype(np.int64)
     return out
 
 
@@ -435,11 +463,14 @@ def train_model(
     Ranker: `negatives_from`, a retrieval checkpoint (bundle or model directory) whose top
     candidates fill `train_config.retrieval_negatives` slots per example."""
     model_type = ModelType(model_type)
-    imported = bool(read_world_json(world).get("imported"))
+    meta_in = read_world_json(world)
+    imported = bool(meta_in.get("imported"))
     train_config = train_config or default_train_config(model_type, imported)
     if history is None and imported and model_type is ModelType.RANKER:
         history = IMPORTED_RANKER_HISTORY
-    cfg = model_config(model_type, preset, history)
+    sized = imported and model_type is ModelType.RETRIEVAL
+    vocab = world_vocab(meta_in.get("rows", {})) if sized else None
+    cfg = model_config(model_type, preset, history, vocab)
     target = Path(out) / str(model_type)
     check_target(target, CHECKPOINT_OUTPUT, force, [world])  # before minutes of training
     t0 = time.perf_counter()
