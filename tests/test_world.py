@@ -232,6 +232,26 @@ def test_retrieval_bounds_name_each_scorer_with_a_recall(tiny_world):
     assert len(got) == 5 and all(0.0 <= v <= 1.0 for v in got.values())
 
 
+def test_ranker_bounds_score_held_out_items_with_the_generators_truth(tiny_world):
+    from benchmarks.ranker_bounds import bounds
+
+    got = bounds(tiny_world)
+    aucs = {
+        k: v
+        for k, v in got.items()
+        if k not in ("held-out items", "topic differs from the author's")
+    }
+    assert list(aucs) == [
+        "oracle",
+        "post topic, author quality",
+        "author level",
+        "author level, retweets as their source",
+        "author level x post quality",
+    ]
+    assert got["oracle"] > 0.6 and all(0.0 <= v <= 1.0 for v in aucs.values())
+    assert got["held-out items"] > 0 and 0.0 < got["topic differs from the author's"] < 1.0
+
+
 def test_retrieval_bounds_oracle_replays_the_generator_or_refuses(tiny_world, tmp_path):
     import shutil
 
