@@ -38,7 +38,7 @@ def require_matplotlib() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError as exc:
-        raise PlotUnavailableError("plots need matplotlib: pip install 'xfeed[plot]'") from exc
+        raise PlotUnavailableError("--plot needs matplotlib: pip install 'xfeed[plot]'") from exc
     return plt
 
 

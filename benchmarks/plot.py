@@ -1,6 +1,7 @@
 """`xfeed bench --plot FILE.png`: ranking latency against the number of candidates, both paths.
 
-matplotlib is an optional dependency (`pip install 'xfeed[plot]'`); it is imported only here.
+matplotlib is an optional dependency (`pip install 'xfeed[plot]'`), imported through
+`audit.render.require_matplotlib` (the audit's plots use the same).
 """
 
 from __future__ import annotations
@@ -8,26 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from audit.render import PlotUnavailableError, require_matplotlib
 from safeio.atomic import atomic_path
 from safeio.kinds import OutputKind, contains_bytes
 
+__all__ = ["PlotUnavailableError", "plot_ranking", "require_matplotlib"]
+
 PLOT_OUTPUT = OutputKind("plot", False, contains_bytes(b"xfeed bench"))
-
-
-class PlotUnavailableError(RuntimeError):
-    """matplotlib is not installed."""
-
-
-def require_matplotlib() -> Any:
-    """matplotlib.pyplot (Agg backend), or PlotUnavailableError saying how to install it."""
-    try:
-        import matplotlib  # noqa: PLC0415 - optional dependency
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
-    except ImportError as exc:
-        raise PlotUnavailableError("--plot needs matplotlib: pip install 'xfeed[plot]'") from exc
-    return plt
 
 
 def plot_ranking(
