@@ -37,6 +37,7 @@ from pipeline.params import HEADS, FeedParams
 from pipeline.query import Resources
 from safeio.atomic import atomic_path, write_text_atomic
 from safeio.digest import update_with_file
+from safeio.inputs import read_parquet
 from world.tables import WorldError, read_world_json
 
 FORMAT = "xfeed-feeds/1"
@@ -70,7 +71,7 @@ class RunSpec:
 
 def world_user_ids(world: str) -> np.ndarray:
     """Every user id of a world, ascending (read from users.parquet's id column only)."""
-    ids = pq.read_table(Path(world) / "users.parquet", columns=["user_id"]).column("user_id")
+    ids = read_parquet(Path(world) / "users.parquet", ["user_id"]).column("user_id")
     return np.unique(ids.to_numpy().astype(np.int64))
 
 
@@ -100,7 +101,7 @@ def resolve_users(spec: str, world: str) -> np.ndarray:
 def _ids_from_file(path: Path) -> np.ndarray:
     if path.suffix == ".parquet":
         try:
-            table = pq.read_table(path)
+            table = read_parquet(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise PopulationError(f"{path}: not a readable Parquet file ({exc})") from exc
         if "user_id" not in table.column_names:
@@ -434,7 +435,7 @@ def finish(out: Path, identity: dict[str, Any], parts: list[str], totals: dict[s
     files = []
     for name in parts:
         meta = pq.read_metadata(out / name)
-        stage = pq.read_table(out / name, columns=["stage"]).column("stage")
+        stage = read_parquet(out / name, ["stage"]).column("stage")
         n_served = int(pc.sum(pc.equal(stage, "served")).as_py() or 0)
         files.append({"file": name, "rows": meta.num_rows, "served_rows": n_served})
         rows += meta.num_rows

@@ -90,10 +90,13 @@ def test_only_the_needed_columns_are_read(tmp_path, monkeypatch):
     import world.tables as tables
 
     seen = []
-    real = tables.pq.read_table
-    monkeypatch.setattr(tables.pq, "read_table",
-                        lambda path, columns=None, **kw: seen.append(columns) or real(
-                            path, columns=columns, **kw))  # fmt: skip
+    real = tables.read_parquet
+
+    def spy(path, columns=None):
+        seen.append(columns)
+        return real(path, columns)
+
+    monkeypatch.setattr(tables, "read_parquet", spy)
     from world.data import WorldData
 
     WorldData(REPO / "data" / "samples" / "world")

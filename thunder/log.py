@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from safeio.digest import file_sha256
 from safeio.errors import InputRefused
-from safeio.inputs import regular_file
+from safeio.inputs import read_parquet, regular_file
 from thunder.errors import ThunderError
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -95,7 +95,7 @@ def read_log(path: Path | str) -> dict[str, np.ndarray]:
         raise ThunderError(f"{path}: missing column(s) {', '.join(missing)}")
     columns = [c for c in (*REQUIRED, *OPTIONAL) if c in schema.names]
     try:
-        table = pq.read_table(path, columns=columns)
+        table = read_parquet(path, columns)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ThunderError(f"{path}: unreadable Parquet ({str(exc).splitlines()[0]})") from exc
     event = table.column("event")

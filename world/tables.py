@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from safeio.errors import InputRefused
-from safeio.inputs import regular_file
+from safeio.inputs import read_parquet, regular_file
 from safeio.kinds import OutputKind, read_json_object
 from world.schema import TABLES
 from world.schema import _kind as column_kind
@@ -66,6 +66,8 @@ def read_table(
     contract's kind of type (world.schema); errors name the file and the column."""
     path = table_file(world, name, columns)
     try:
+        if filters is None:
+            return read_parquet(path, columns)
         return pq.read_table(path, columns=columns, filters=filters)
     except (pa.ArrowException, OSError, KeyError) as exc:
         raise WorldError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
