@@ -116,8 +116,12 @@ def _search(
     thresh = np.full(u, -np.inf, np.float32)  # [U] lower bound of each K-th largest score
     best = np.zeros((u, 0), np.float32)  # [U, <=K] the largest group maxima so far
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (row, index, score) [S]
+    # one score buffer for every chunk (the same sgemm writes into it): a fresh 16 MB array
+    # per chunk kept glibc's heap ~75 MB high through each batch
+    buf = np.empty(len(queries) * min(n, SEARCH_CHUNK), np.float32)
     for start in range(0, n, SEARCH_CHUNK):
-        scores = _scores(queries, corpus, start, min(n, start + SEARCH_CHUNK))[:u]  # [U, C]
+        stop = min(n, start + SEARCH_CHUNK)
+        scores = _scores(queries, corpus, start, stop, buf)[:u]  # [U, C]
         g = scores.shape[1] // GROUP
         grouped = scores[:, : g * GROUP].reshape(u, GROUP, g)  # group j: columns j + i*g
         maxima = grouped.max(axis=1)  # [U, g]
@@ -126,11 +130,13 @@ def _search(
             best = np.partition(best, best.shape[1] - k, axis=1)[:, -k:]
             thresh = best.min(axis=1)
         r, j = np.nonzero(maxima >= thresh[:, None])  # groups that may hold top-K scores
-        cols = j[:, None] + g * np.arange(GROUP)  # [S, GROUP]
-        vals = scores[r[:, None], cols]
+        r, j = r.astype(np.int32), j.astype(np.int32)
+        cols = j[:, None] + np.int32(g) * np.arange(GROUP, dtype=np.int32)  # [S, GROUP]
+        vals = grouped[r[:, None], np.arange(GROUP, dtype=np.int32), j[:, None]]  # [S, GROUP]
         keep = vals >= thresh[r][:, None]
-        found.append((np.broadcast_to(r[:, None], cols.shape)[keep], cols[keep] + start,
-                      vals[keep]))  # fmt: skip
+        found.append((np.broadcast_to(r[:, None], cols.shape)[keep],
+                      cols[keep].astype(np.int64) + start, vals[keep]))  # fmt: skip
+        del cols, vals, keep
         tail = scores[:, g * GROUP :]  # the last < GROUP scores of a row
         r, c = np.nonzero(tail >= thresh[:, None])
         found.append((r, c + g * GROUP + start, tail[r, c]))
@@ -168,11 +174,18 @@ def _one_blas_thread() -> Iterator[None]:
             setter(previous)
 
 
-def _scores(queries: np.ndarray, corpus: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """queries @ corpus[start:stop].T -> [U, stop - start] (a single query as a product with a
-    vector, as before: the bits of a score do not depend on the chunking)."""
+def _scores(queries: np.ndarray, corpus: np.ndarray, start: int, stop: int,
+            buf: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """queries @ corpus[start:stop].T -> [U, stop - start], into the front of the flat float32
+    `buf` when given (a single query as a product with a vector, as before: the bits of a score
+    do not depend on the chunking or the buffer)."""
     chunk = corpus[start:stop]
-    return queries @ chunk.T if len(queries) > 1 else (chunk @ queries[0])[None]
+    if len(queries) == 1:
+        return (chunk @ queries[0])[None]
+    if buf is None:
+        return queries @ chunk.T
+    out = buf[: len(queries) * len(chunk)].reshape(len(queries), len(chunk))
+    return np.matmul(queries, chunk.T, out=out)
 
 
 class DeviceCorpus:

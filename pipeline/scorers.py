@@ -67,8 +67,9 @@ class PhoenixScorer(StageDefaults):
         )  # fmt: skip
         out = np.zeros((len(cands), len(heads)), np.float64)  # [N, H]
         cols = list(heads.values())
-        for (a, b), p in zip(zip(starts, stops, strict=True), probs, strict=True):
-            out[a:b] = np.round(p[:, cols].astype(np.float64), 6)
+        for i, (a, b) in enumerate(zip(starts, stops, strict=True)):
+            out[a:b] = np.round(probs[i][:, cols].astype(np.float64), 6)
+            probs[i] = None  # [N_u, A] float32, no longer needed: a batch holds one copy
         return {"probs": (tuple(heads), out)}
 
 
@@ -98,9 +99,11 @@ def head_weight_rows(queries: Sequence[FeedQuery], c: Cands) -> np.ndarray:
 def weighted_part_rows(queries: Sequence[FeedQuery], c: Cands) -> tuple[np.ndarray, np.ndarray]:
     """Each head's contribution probability × weight [N, H] (missing heads contribute 0), and
     the continuous dwell-time part [N]."""
-    probs = np.stack([c.prob(h) for h in HEADS], axis=1) if len(c) else np.zeros((0, len(HEADS)))
+    probs = (np.stack([c.prob(h) for h in HEADS], axis=1, dtype=np.float64) if len(c)
+             else np.zeros((0, len(HEADS))))  # fmt: skip
     dwell = np.where(c.null("dwell_time_s"), 0.0, c.get("dwell_time_s"))
-    return probs * head_weight_rows(queries, c), dwell * _dwell_weight(queries, c.req)
+    probs *= head_weight_rows(queries, c)  # in place: [N, H] float64 arrays are ~10 MB a batch
+    return probs, dwell * _dwell_weight(queries, c.req)
 
 
 def _dwell_weight(queries: Sequence[FeedQuery], req: np.ndarray) -> np.ndarray:
@@ -135,7 +138,8 @@ class WeightedScorer(StageDefaults):
     def score(self, queries: Sequence[FeedQuery], cands: Cands) -> dict[str, object]:
         parts, dwell = weighted_part_rows(queries, cands)  # [N, H], [N]
         pos = np.where(parts >= 0, parts, 0.0).sum(axis=1) + np.maximum(dwell, 0.0)
-        neg = np.where(parts < 0, -parts, 0.0).sum(axis=1) + np.maximum(-dwell, 0.0)
+        np.negative(parts, out=parts)  # in place: parts < 0 is now parts > 0, -parts is parts
+        neg = np.where(parts > 0, parts, 0.0).sum(axis=1) + np.maximum(-dwell, 0.0)
         ws = offset_rows(pos - neg, queries, cands.req)
         return {"weighted_score": ws, "score": ws}
 
