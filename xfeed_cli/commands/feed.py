@@ -245,8 +245,7 @@ def rank(
                "cpus_per_actor": ray_cpus, "gpus_per_actor": ray_gpus}  # fmt: skip
         population.run(users, out_path, q.resources, q.params,
                        parse_time_ms(now) if now else None, lenient, keep, shard, resume, engine,
-                       {k: v for k, v in ray.items() if v is not None},
-                       str(getattr(device, "value", device)))  # fmt: skip
+                       {k: v for k, v in ray.items() if v is not None}, device)  # fmt: skip
         return
     q = _query(user, world, checkpoint, snapshot, corpus, now, weights, top_k, lenient, ranker, arm)
     result = feed.rank(q)

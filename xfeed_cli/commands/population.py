@@ -53,7 +53,7 @@ def run(
                            pop.parse_shard(shard), lenient)  # fmt: skip
     except pop.PopulationError as exc:
         raise InputError(str(exc)) from exc
-    ray = {**ray, "device": str(device)} if engine == "ray" else {}
+    ray = {**(ray or {}), "device": str(device)} if engine == "ray" else {}
     _ranked(users, spec, out_dir, resume, engine, ray)
 
 
