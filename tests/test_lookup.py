@@ -1,8 +1,10 @@
-"""world.lookup.IdIndex: the same rows as a binary search, absent ids -1."""
+"""world.lookup: IdIndex gives the rows a binary search gives (absent ids -1); SparseColumn reads
+as its dense column."""
 
 import numpy as np
 import pytest
 
+from world import lookup
 from world.lookup import IdIndex
 
 
@@ -37,3 +39,25 @@ def test_id_index_probes_past_colliding_ids():
     assert len(np.unique(index._home(ids))) == 1
     assert np.array_equal(index.rows(ids), np.arange(40))
     assert index.rows(np.array([ids[-1] + 1]))[0] == -1
+
+
+def test_sparse_columns_read_as_the_dense_columns_and_share_slots():
+    rng = np.random.default_rng(3)
+    n = 5000
+    reply = np.where(rng.random(n) < 0.1, rng.integers(1, 1 << 60, n), 0)
+    cols = {
+        "parent": reply,
+        "parent_user": np.where(reply != 0, rng.integers(1, 1 << 40, n), 0),  # same rows
+        "quoted": np.where(rng.random(n) < 0.05, rng.integers(1, 1 << 60, n), 0),
+        "dense": rng.integers(1, 1 << 60, n),
+        "none": np.zeros(n, np.int64),
+    }
+    got = lookup.sparse_columns(cols)
+    assert isinstance(got["dense"], np.ndarray)
+    assert got["parent"].slots is got["parent_user"].slots  # one slot array for both
+    assert got["quoted"].slots is not got["parent"].slots
+    rows = np.r_[rng.integers(0, n, 3000), [0, n - 1, -1]]
+    for name, col in cols.items():
+        assert got[name][rows].dtype == np.int64
+        assert np.array_equal(got[name][rows], col[rows]), name
+        assert np.array_equal(np.asarray(got[name]), col) and len(got[name]) == n

@@ -48,16 +48,6 @@ def test_has_edges_equals_a_brute_force_lookup(world, kind, viewers):
     assert any(want) and not all(want)
 
 
-def test_id_rows_with_many_needles_equal_searchsorted():
-    rng = np.random.default_rng(1)
-    ids = np.unique(rng.integers(0, 1 << 40, 50_000))
-    x = np.r_[rng.choice(ids, 4000), rng.integers(0, 1 << 40, 4000)]
-    pos = np.minimum(np.searchsorted(ids, x), len(ids) - 1)
-    want = np.where(ids[pos] == x, pos, -1)
-    assert np.array_equal(data._rows(ids, x), want)
-    assert np.array_equal(data._search(ids, x), np.searchsorted(ids, x))
-
-
 @pytest.mark.parametrize("keys", [1000, data.SEARCH_CACHED_KEYS + 1])
 def test_search_equals_searchsorted_on_small_and_large_key_arrays(keys):
     rng = np.random.default_rng(keys)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from world.activity import Activity
-from world.lookup import IdIndex
+from world.lookup import IdIndex, sparse_columns
 from world.tables import WorldError, read_table, read_world_json
 
 
@@ -93,8 +93,9 @@ class WorldData:
         def column(name: str) -> pa.Array:
             return posts.column(name).take(take)
 
-        self.posts = {c: pc.fill_null(column(c), 0).to_numpy().astype(np.int64)
-                      for c in self.POST_COLUMNS}  # fmt: skip
+        # mostly-zero columns (a reply's, repost's or quote's ids) as SparseColumns
+        self.posts = sparse_columns({c: pc.fill_null(column(c), 0).to_numpy().astype(np.int64)
+                                     for c in self.POST_COLUMNS})  # fmt: skip
         # texts stay in Arrow (one buffer, not a Python string per post); `texts(rows)` gathers
         self._text = pc.fill_null(column("text"), "").combine_chunks()
         self.has_media = pc.fill_null(column("has_media"), False).to_numpy(zero_copy_only=False)
@@ -199,31 +200,29 @@ class WorldData:
         until_ms: np.ndarray | None = None,
     ) -> np.ndarray:
         """For each i: does src_ids[i] have an edge of `kind` to dst_ids[i] (created at or
-        before until_ms[i] when given)? Binary search in the kind's sorted (dst, src) keys,
-        within the key ranges of the distinct dst ids asked for (a feed batch asks about its
-        few viewers), not in all of them."""
-        keys, first = self._edge_index(kind)
-        ids = self._edge_ids()
-        a = self._edge_id_index.rows(src_ids)
-        b = self._edge_id_index.rows(dst_ids)
-        if not len(keys) or not len(a):
+        before until_ms[i] when given)? A binary search among the in-edges of the distinct dst
+        ids asked for (a feed batch asks about its few viewers), not among all edges."""
+        offsets, sources, first = self._edge_index(kind)
+        index = self._edge_id_index
+        a = index.rows(src_ids)
+        b = index.rows(dst_ids)
+        if not len(sources) or not len(a):
             return np.zeros(len(a), bool)
-        n = len(ids)
-        want = b * n + a
-        dst = np.unique(b[b >= 0])  # [V] ascending
-        lo = np.searchsorted(keys, dst * n)
-        hi = np.searchsorted(keys, (dst + 1) * n)
-        if (hi - lo).sum() < len(keys) // 8:  # the asked dsts' keys only (still sorted)
-            take = np.repeat(lo - (np.cumsum(hi - lo) - (hi - lo)), hi - lo) + np.arange(
-                int((hi - lo).sum())
-            )
-            keys, first = keys[take], first[take]
+        n = len(index.ids)
+        known = (a >= 0) & (b >= 0)
+        dst = np.unique(b[known])  # [V] ascending
+        lo, hi = offsets[dst], offsets[dst + 1]
+        size = hi - lo
+        take = np.repeat(lo - (np.cumsum(size) - size), size) + np.arange(int(size.sum()))
+        keys = np.repeat(dst, size) * n + sources[take]  # [T] ascending: (dst, src) pairs
         if not len(keys):
             return np.zeros(len(a), bool)
+        want = b * n + a
         pos = np.minimum(_search(keys, want), len(keys) - 1)
-        hit = (a >= 0) & (b >= 0) & (keys[pos] == want)
+        hit = known & (keys[pos] == want)
         if until_ms is not None:
-            hit &= first[pos] <= np.asarray(until_ms, np.int64)
+            created = self.edges[kind].created[first[take[pos]]]
+            hit &= created <= np.asarray(until_ms, np.int64)
         return hit
 
     @functools.cached_property
@@ -246,41 +245,40 @@ class WorldData:
             self._edge_id_array = np.unique(np.concatenate(parts))
         return self._edge_id_array
 
-    def _edge_index(self, kind: str) -> tuple[np.ndarray, np.ndarray]:
-        """Sorted unique (dst, src) keys of a kind's edges (ids ranked in `_edge_ids`:
-        key = dst · len(ids) + src), and each pair's first creation time (built once)."""
+    def _edge_index(self, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A kind's edges by destination (built once), over the rows of `_edge_ids`: offsets
+        [U + 1] (destination d's sources are sources[offsets[d]:offsets[d + 1]]), each
+        destination's distinct sources [P] int32 ascending, and for each (src, dst) pair the
+        position [P] in the kind's EdgeList of its first creation (an unknown time, 0, counts
+        as the first). About 8 bytes a pair: the creation times stay in the EdgeList."""
         cache = self.__dict__.setdefault("_edge_keys", {})
         if kind not in cache:
             e = self.edges[kind]
             index = self._edge_id_index
+            n = len(index.ids)
             src = np.repeat(index.rows(e.src_ids), np.diff(e.offsets))  # [E] rows
-            keys = index.rows(e.dst) * len(index.ids) + src
+            keys = index.rows(e.dst) * n + src  # [E] (dst, src) pair keys
             del src
-            t = e.created
-            order = np.lexsort((t, keys))
-            keys, t = keys[order], t[order]
-            first = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
-            cache[kind] = (keys[first], t[first])
+            order = np.lexsort((e.created, keys))  # by pair, the earliest creation first
+            keys = keys[order]
+            lead = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, bool)
+            keys, first = keys[lead], order[lead]
+            del order, lead
+            dst, src = np.divmod(keys, n)
+            offsets = np.searchsorted(dst, np.arange(n + 1))  # [U + 1]
+            position = np.int32 if len(e) < np.iinfo(np.int32).max else np.int64
+            cache[kind] = (offsets, src.astype(np.int32), first.astype(position))
         return cache[kind]
 
     def deleted_before(self, post_ids: np.ndarray, now_ms: np.ndarray) -> np.ndarray:
         """For each post: was it deleted at or before now_ms[i]?"""
-        if "_delete_ids" not in self.__dict__:
+        if "_delete_index" not in self.__dict__:
             ids = np.array(sorted(self.delete_ms), np.int64)
-            self._delete_ids = ids
             self._delete_at = np.array([self.delete_ms[int(x)] for x in ids], np.int64)
-        rows = _rows(self._delete_ids, post_ids)
+            self._delete_index = IdIndex(ids)
+        rows = self._delete_index.rows(post_ids)
         at = np.where(rows >= 0, self._delete_at[np.maximum(rows, 0)], np.iinfo(np.int64).max)
         return (rows >= 0) & (at <= np.asarray(now_ms, np.int64))
-
-
-def _rows(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Index of each id in a sorted id array, −1 when absent."""
-    ids = np.asarray(ids, np.int64)
-    if not len(sorted_ids):
-        return np.full(len(ids), -1)
-    pos = np.minimum(_search(sorted_ids, ids), len(sorted_ids) - 1)
-    return np.where(sorted_ids[pos] == ids, pos, -1)
 
 
 SEARCH_CACHED_KEYS = 1 << 17  # 1 MiB of int64 keys: about what a core's cache holds
