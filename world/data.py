@@ -19,20 +19,24 @@ from world.tables import WorldError, read_table, read_world_json
 class EdgeList:
     """One kind's edges sorted by source (then creation, unknown last, then destination), the
     sources stored once each: src_ids [S] ascending, offsets [S + 1] (source i's edges are
-    dst[offsets[i]:offsets[i + 1]]), dst [E], created [E] (ms, 0 when unknown). Iterating
-    gives the per-edge arrays (src [E], dst [E], created [E])."""
+    dst[offsets[i]:offsets[i + 1]]), dst_rows [E] int32 (rows of the world's sorted edge user
+    ids `ids` [U], shared by every kind), created [E] (ms, 0 when unknown). Iterating gives the
+    per-edge arrays (src [E], dst [E], created [E])."""
 
     src_ids: np.ndarray
     offsets: np.ndarray
-    dst: np.ndarray
+    dst_rows: np.ndarray
     created: np.ndarray
+    ids: np.ndarray
 
     @classmethod
-    def from_sorted(cls, src: np.ndarray, dst: np.ndarray, created: np.ndarray) -> EdgeList:
+    def from_sorted(
+        cls, src: np.ndarray, dst_rows: np.ndarray, created: np.ndarray, ids: np.ndarray
+    ) -> EdgeList:
         src = np.asarray(src, np.int64)
         start = np.flatnonzero(np.r_[True, src[1:] != src[:-1]]) if len(src) else src
         return cls(src[start], np.r_[start, len(src)].astype(np.int64),
-                   np.asarray(dst, np.int64), np.asarray(created, np.int64))  # fmt: skip
+                   np.asarray(dst_rows, np.int32), np.asarray(created, np.int64), ids)  # fmt: skip
 
     def bounds(self, user_id: int) -> tuple[int, int]:
         """[lo, hi) of the user's edges."""
@@ -45,11 +49,16 @@ class EdgeList:
         """The source of each edge [E] (built on each call)."""
         return np.repeat(self.src_ids, np.diff(self.offsets))
 
+    @property
+    def dst(self) -> np.ndarray:
+        """The destination id of each edge [E] (built on each call)."""
+        return self.ids[self.dst_rows]
+
     def __iter__(self):
         return iter((self.src(), self.dst, self.created))
 
     def __len__(self) -> int:
-        return len(self.dst)
+        return len(self.dst_rows)
 
 
 class WorldData:
@@ -131,12 +140,16 @@ class WorldData:
         known = pc.is_valid(created_col).to_numpy(zero_copy_only=False)
         created = pc.fill_null(created_col, 0).to_numpy().astype(np.int64)
         del edges, kind, created_col
+        # every user id in the edges or the users table, ascending; edges keep rows of it
+        ids = np.unique(np.concatenate([self.user_ids, src, dst]))
+        self._edge_id_index = index = IdIndex(ids)
+        dst = index.rows(dst).astype(np.int32)  # order-preserving: the sort below is unchanged
         self.edges: dict[str, EdgeList] = {}
         for name in ("follow", "block", "mute", "subscribe"):
             rows = np.flatnonzero(codes == names.index(name)) if name in names else np.zeros(0, int)
             last = np.where(known[rows], created[rows], np.iinfo(np.int64).max)
             rows = rows[np.lexsort((dst[rows], last, src[rows]))]
-            self.edges[name] = EdgeList.from_sorted(src[rows], dst[rows], created[rows])
+            self.edges[name] = EdgeList.from_sorted(src[rows], dst[rows], created[rows], ids)
 
     @functools.cached_property
     def activity(self) -> Activity:
@@ -173,10 +186,10 @@ class WorldData:
         created at or before it."""
         e = self.edges[kind]
         lo, hi = e.bounds(user_id)
-        dst, created = e.dst, e.created
-        if until_ms is None:
-            return dst[lo:hi]
-        return dst[lo:hi][created[lo:hi] <= until_ms]
+        rows = e.dst_rows[lo:hi]
+        if until_ms is not None:
+            rows = rows[e.created[lo:hi] <= until_ms]
+        return e.ids[rows]
 
     def texts(self, rows: np.ndarray) -> np.ndarray:
         """Post texts by post row ("" for none): [N] rows -> [N] object array of str."""
@@ -233,20 +246,8 @@ class WorldData:
     def _user_index(self) -> IdIndex:
         return IdIndex(self.user_ids)
 
-    @functools.cached_property
-    def _edge_id_index(self) -> IdIndex:
-        return IdIndex(self._edge_ids())
-
-    def _edge_ids(self) -> np.ndarray:
-        """Every user id in the edges or the users table, ascending (built once)."""
-        if "_edge_id_array" not in self.__dict__:
-            parts = [self.user_ids] + [x for e in self.edges.values()
-                                       for x in (e.src_ids, e.dst)]  # fmt: skip
-            self._edge_id_array = np.unique(np.concatenate(parts))
-        return self._edge_id_array
-
     def _edge_index(self, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A kind's edges by destination (built once), over the rows of `_edge_ids`: offsets
+        """A kind's edges by destination (built once), over the edge user id rows: offsets
         [U + 1] (destination d's sources are sources[offsets[d]:offsets[d + 1]]), each
         destination's distinct sources [P] int32 ascending, and for each (src, dst) pair the
         position [P] in the kind's EdgeList of its first creation (an unknown time, 0, counts
@@ -257,7 +258,7 @@ class WorldData:
             index = self._edge_id_index
             n = len(index.ids)
             src = np.repeat(index.rows(e.src_ids), np.diff(e.offsets))  # [E] rows
-            keys = index.rows(e.dst) * n + src  # [E] (dst, src) pair keys
+            keys = e.dst_rows.astype(np.int64) * n + src  # [E] (dst, src) pair keys
             del src
             order = np.lexsort((e.created, keys))  # by pair, the earliest creation first
             keys = keys[order]
