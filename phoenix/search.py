@@ -121,22 +121,24 @@ def _search(
     buf = np.empty(len(queries) * min(n, SEARCH_CHUNK), np.float32)
     for start in range(0, n, SEARCH_CHUNK):
         stop = min(n, start + SEARCH_CHUNK)
-        scores = _scores(queries, corpus, start, stop, buf)[:u]  # [U, C]
-        g = scores.shape[1] // GROUP
-        grouped = scores[:, : g * GROUP].reshape(u, GROUP, g)  # group j: columns j + i*g
-        maxima = grouped.max(axis=1)  # [U, g]
-        best = np.concatenate([best, maxima], axis=1)
+        scores = _scores(queries, corpus, start, stop, buf)[:u]  # [U, C] row-major
+        width = scores.shape[1]
+        g = width // GROUP
+        maxima = scores[:, : g * GROUP].reshape(u, GROUP, g).max(axis=1)  # [U, g]; group j:
+        best = np.concatenate([best, maxima], axis=1)  # columns j, j + g, ..., j + 15g
         if best.shape[1] >= k:
             best = np.partition(best, best.shape[1] - k, axis=1)[:, -k:]
             thresh = best.min(axis=1)
         r, j = np.nonzero(maxima >= thresh[:, None])  # groups that may hold top-K scores
-        r, j = r.astype(np.int32), j.astype(np.int32)
-        cols = j[:, None] + np.int32(g) * np.arange(GROUP, dtype=np.int32)  # [S, GROUP]
-        vals = grouped[r[:, None], np.arange(GROUP, dtype=np.int32), j[:, None]]  # [S, GROUP]
+        # their scores by flat index into the chunk's scores (one take, not a 3-D fancy index)
+        index = np.int32 if u * width < np.iinfo(np.int32).max else np.int64
+        flat = (r * width + j).astype(index)[:, None] + g * np.arange(GROUP, dtype=index)
+        vals = scores.reshape(-1).take(flat)  # [S, GROUP]
         keep = vals >= thresh[r][:, None]
-        found.append((np.broadcast_to(r[:, None], cols.shape)[keep],
-                      cols[keep].astype(np.int64) + start, vals[keep]))  # fmt: skip
-        del cols, vals, keep
+        flat = flat[keep]
+        row = flat // width
+        found.append((row, (flat - row * width).astype(np.int64) + start, vals[keep]))
+        del flat, vals, keep, row
         tail = scores[:, g * GROUP :]  # the last < GROUP scores of a row
         r, c = np.nonzero(tail >= thresh[:, None])
         found.append((r, c + g * GROUP + start, tail[r, c]))
