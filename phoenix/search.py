@@ -84,7 +84,7 @@ def search(
     computed for R query rows (padding with copies of the first), so that their shape, and with
     it the bits of a user's scores, is the same in any block of up to R users.
 
-    One `queries @ chunk.T` per corpus chunk of SEARCH_CHUNK rows (no loop per user), and no
+    One `chunk @ queries.T` per corpus chunk of SEARCH_CHUNK rows (no loop per user), and no
     partial sort over the full rows: each chunk's scores are split into groups of GROUP; the
     K-th largest of the group maxima seen so far is a lower bound t of each user's K-th largest
     score (K maxima of disjoint groups are K scores >= t), so only the groups whose maximum
@@ -110,38 +110,40 @@ def _search(
         queries = np.concatenate([queries, np.repeat(queries[:1], rows - u, axis=0)])
     if n < 2 * k * GROUP:
         block = rows or max(1, MAX_BLOCK_SCORES // n)
-        parts = [top_k_rows(_scores(queries[a : a + block], corpus, 0, n)[: u - a], k)
+        parts = [top_k_rows(_scores(queries[a : a + block], corpus, 0, n).T[: u - a], k)
                  for a in range(0, u, block)]  # fmt: skip
         return np.concatenate([i for i, _ in parts]), np.concatenate([t for _, t in parts])
     thresh = np.full(u, -np.inf, np.float32)  # [U] lower bound of each K-th largest score
-    best = np.zeros((u, 0), np.float32)  # [U, <=K] the largest group maxima so far
+    best = np.zeros((0, u), np.float32)  # [<=K, U] the largest group maxima so far
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (row, index, score) [S]
     # one score buffer for every chunk (the same sgemm writes into it): a fresh 16 MB array
     # per chunk kept glibc's heap ~75 MB high through each batch
-    buf = np.empty(len(queries) * min(n, SEARCH_CHUNK), np.float32)
+    r_all = len(queries)  # R >= U columns of the scores (the padding users' are not read)
+    buf = np.empty(r_all * min(n, SEARCH_CHUNK), np.float32)
     for start in range(0, n, SEARCH_CHUNK):
         stop = min(n, start + SEARCH_CHUNK)
-        scores = _scores(queries, corpus, start, stop, buf)[:u]  # [U, C] row-major
-        width = scores.shape[1]
+        scores = _scores(queries, corpus, start, stop, buf)  # [C, R] row-major
+        width = len(scores)
         g = width // GROUP
-        maxima = scores[:, : g * GROUP].reshape(u, GROUP, g).max(axis=1)  # [U, g]; group j:
-        best = np.concatenate([best, maxima], axis=1)  # columns j, j + g, ..., j + 15g
-        if best.shape[1] >= k:
-            best = np.partition(best, best.shape[1] - k, axis=1)[:, -k:]
-            thresh = best.min(axis=1)
-        r, j = np.nonzero(maxima >= thresh[:, None])  # groups that may hold top-K scores
+        # group j of a user: corpus rows j, j + g, ..., j + 15g of the chunk
+        maxima = scores[: g * GROUP, :u].reshape(GROUP, g, u).max(axis=0)  # [g, U]
+        best = np.concatenate([best, maxima])
+        if len(best) >= k:
+            best = np.partition(best, len(best) - k, axis=0)[-k:]
+            thresh = best.min(axis=0)
+        j, r = np.nonzero(maxima >= thresh)  # groups that may hold top-K scores
         # their scores by flat index into the chunk's scores (one take, not a 3-D fancy index)
-        index = np.int32 if u * width < np.iinfo(np.int32).max else np.int64
-        flat = (r * width + j).astype(index)[:, None] + g * np.arange(GROUP, dtype=index)
+        index = np.int32 if r_all * width < np.iinfo(np.int32).max else np.int64
+        flat = (j * r_all + r).astype(index)[:, None] + (g * r_all) * np.arange(GROUP, dtype=index)
         vals = scores.reshape(-1).take(flat)  # [S, GROUP]
         keep = vals >= thresh[r][:, None]
         flat = flat[keep]
-        row = flat // width
-        found.append((row, (flat - row * width).astype(np.int64) + start, vals[keep]))
-        del flat, vals, keep, row
-        tail = scores[:, g * GROUP :]  # the last < GROUP scores of a row
-        r, c = np.nonzero(tail >= thresh[:, None])
-        found.append((r, c + g * GROUP + start, tail[r, c]))
+        col = flat // r_all
+        found.append((flat - col * r_all, col.astype(np.int64) + start, vals[keep]))
+        del flat, vals, keep, col
+        tail = scores[g * GROUP :, :u]  # the last < GROUP scores of a user
+        c, r = np.nonzero(tail >= thresh)
+        found.append((r, c + g * GROUP + start, tail[c, r]))
     rows, cols, vals = (np.concatenate(x) for x in zip(*found, strict=True))
     keep = vals >= thresh[rows]  # the final bound
     return _select(rows[keep], cols[keep], vals[keep], u, k)
@@ -178,16 +180,18 @@ def _one_blas_thread() -> Iterator[None]:
 
 def _scores(queries: np.ndarray, corpus: np.ndarray, start: int, stop: int,
             buf: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """queries @ corpus[start:stop].T -> [U, stop - start], into the front of the flat float32
-    `buf` when given (a single query as a product with a vector, as before: the bits of a score
-    do not depend on the chunking or the buffer)."""
+    """corpus[start:stop] @ queries.T -> [C, U] (a corpus row's scores side by side), into the
+    front of the flat float32 `buf` when given. This layout's sgemm (the corpus rows as the long
+    side) ran 1.5x faster than queries @ chunk.T in OpenBLAS for 64 queries of 32 dimensions,
+    with the same bits; a single query is a product with a vector, as before: the bits of a
+    score do not depend on the chunking or the buffer."""
     chunk = corpus[start:stop]
     if len(queries) == 1:
-        return (chunk @ queries[0])[None]
+        return (chunk @ queries[0])[:, None]
     if buf is None:
-        return queries @ chunk.T
-    out = buf[: len(queries) * len(chunk)].reshape(len(queries), len(chunk))
-    return np.matmul(queries, chunk.T, out=out)
+        return chunk @ queries.T
+    out = buf[: len(chunk) * len(queries)].reshape(len(chunk), len(queries))
+    return np.matmul(chunk, queries.T, out=out)
 
 
 class DeviceCorpus:
