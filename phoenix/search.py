@@ -114,7 +114,7 @@ def _search(
                  for a in range(0, u, block)]  # fmt: skip
         return np.concatenate([i for i, _ in parts]), np.concatenate([t for _, t in parts])
     thresh = np.full(u, -np.inf, np.float32)  # [U] lower bound of each K-th largest score
-    best = np.zeros((0, u), np.float32)  # [<=K, U] the largest group maxima so far
+    best = np.zeros((u, 0), np.float32)  # [U, <=K] the largest group maxima so far
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (row, index, score) [S]
     # one score buffer for every chunk (the same sgemm writes into it): a fresh 16 MB array
     # per chunk kept glibc's heap ~75 MB high through each batch
@@ -127,10 +127,10 @@ def _search(
         g = width // GROUP
         # group j of a user: corpus rows j, j + g, ..., j + 15g of the chunk
         maxima = scores[: g * GROUP, :u].reshape(GROUP, g, u).max(axis=0)  # [g, U]
-        best = np.concatenate([best, maxima])
-        if len(best) >= k:
-            best = np.partition(best, len(best) - k, axis=0)[-k:]
-            thresh = best.min(axis=0)
+        best = np.concatenate([best, maxima.T], axis=1)  # rows contiguous: a faster partition
+        if best.shape[1] >= k:
+            best = np.partition(best, best.shape[1] - k, axis=1)[:, -k:]
+            thresh = best.min(axis=1)
         j, r = np.nonzero(maxima >= thresh)  # groups that may hold top-K scores
         # their scores by flat index into the chunk's scores (one take, not a 3-D fancy index)
         index = np.int32 if r_all * width < np.iinfo(np.int32).max else np.int64
