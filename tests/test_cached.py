@@ -96,3 +96,40 @@ def test_phoenix_calls_trace_every_matmul_at_full_float32_precision():
     for jaxpr in traced:
         precisions = _dot_precisions(jaxpr)
         assert precisions and all(p == highest for p in precisions), precisions
+
+
+def test_rank_many_feeds_an_accelerator_groups_of_users_with_the_same_probabilities(
+    monkeypatch,
+):
+    from phoenix import runtime  # noqa: PLC0415
+
+    ckpt = tiny_checkpoint("ranker", fprop_dtype="float32")
+    rng = np.random.default_rng(3)
+    histories = [random_history(ckpt.config, rng, 9, user_id=u + 1) for u in range(5)]
+    posts = [rng.integers(1, 2**62, n) for n in (3, 70, 9, 0, 12)]
+    authors = [p % 97 + 1 for p in posts]
+    ranker = Ranker(ckpt, path="cached")
+    one_a_call = ranker.rank_many(histories, posts, authors)  # the CPU's default: 1
+    shapes = []
+    real = runtime.cached_probs_fn
+
+    def recording(cfg, *a):
+        fn = real(cfg, *a)
+
+        def call(params, batch, emb):
+            shapes.append(batch.candidate_post_hashes.shape[:2])
+            return fn(params, batch, emb)
+
+        return call
+
+    monkeypatch.setattr(runtime, "cached_probs_fn", recording)
+    monkeypatch.setattr(runtime, "current_platform", lambda: "gpu")
+    grouped = ranker.rank_many(histories, posts, authors)
+    n = runtime.ACCELERATOR_USERS_PER_RANK_CALL
+    # one call per candidate bucket (users 0, 2, 4 share the smallest), each of n users
+    assert sorted(shapes) == sorted({(n, bucket(len(p), ckpt.config.candidate_seq_len))
+                                     for p in posts if len(p)})  # fmt: skip
+    alone = ranker.rank_many(histories[2:3], posts[2:3], authors[2:3])  # padded to n as well
+    np.testing.assert_array_equal(alone[0], grouped[2])
+    for a, b in zip(one_a_call, grouped, strict=True):
+        assert a.shape == b.shape and (not len(a) or np.abs(a - b).max() < 1e-6)
