@@ -40,13 +40,45 @@ def _cannot_raise_here(frame: FrameType | None) -> bool:
     return False
 
 
+_pending: dict[int, threading.Timer] = {}  # signals waiting for their re-delivery
+_pending_lock = threading.Lock()
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     if _cannot_raise_here(frame):
-        later = threading.Timer(RETRY_S, os.kill, (os.getpid(), signum))
-        later.daemon = True
-        later.start()
+        with _pending_lock:
+            if signum not in _pending:
+                later = threading.Timer(RETRY_S, _redeliver, (signum,))
+                later.daemon = True
+                _pending[signum] = later
+                later.start()
         return
+    with _pending_lock:
+        waiting = _pending.pop(signum, None)
+    if waiting is not None:
+        waiting.cancel()
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _redeliver(signum: int) -> None:
+    with _pending_lock:
+        if _pending.pop(signum, None) is None:  # raised meanwhile by `raise_pending`
+            return
+    os.kill(os.getpid(), signum)
+
+
+def raise_pending() -> None:
+    """Raise now the KeyboardInterrupt of a signal that arrived where it could not be raised and
+    still waits for its re-delivery: a short command could otherwise end before the re-delivery
+    (a daemon timer) runs and exit 0 as if never signalled. Call it where Python code can take
+    an exception (the console script, right after importing the CLI)."""
+    with _pending_lock:
+        waiting = dict(_pending)
+        _pending.clear()
+    for timer in waiting.values():
+        timer.cancel()
+    if waiting:
+        raise KeyboardInterrupt(f"signal {signal.Signals(min(waiting)).name}")
 
 
 def handle_termination_as_interrupt() -> None:

@@ -56,11 +56,15 @@ def test_the_console_script_handles_signals_before_importing_the_cli():
     assert res.stdout.strip() == "[]"
 
 
-def test_sigterm_during_the_cli_imports_exits_130():
+@pytest.mark.parametrize("redelivery_s", [None, 60.0])  # as shipped; a re-delivery too late
+def test_sigterm_during_the_cli_imports_exits_130(redelivery_s):
+    # the deferred signal is raised right after the imports, not left to a timer that a short
+    # command (here --help) could outrun on a loaded machine and exit 0
     code = (
         "import os, signal, sys, builtins\n"
         "import xfeed_cli.entry as e\n"
-        "real, sent = builtins.__import__, []\n"
+        + (f"import safeio.signals as s; s.RETRY_S = {redelivery_s}\n" if redelivery_s else "")
+        + "real, sent = builtins.__import__, []\n"
         "def imp(name, *a, **k):\n"
         "    if name == 'typer' and not sent:  # one SIGTERM, in the middle of the imports\n"
         "        sent.append(1)\n"

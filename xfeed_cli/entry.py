@@ -9,7 +9,7 @@ import ctypes
 import os
 import sys
 
-from safeio.signals import handle_termination_as_interrupt
+from safeio.signals import handle_termination_as_interrupt, raise_pending
 
 M_ARENA_MAX = -8  # glibc mallopt parameter
 ARENAS = 2
@@ -34,6 +34,8 @@ def run() -> None:
     limit_malloc_arenas()  # before any thread starts
     try:
         from xfeed_cli.main import run as main_run  # noqa: PLC0415 (after the handlers)
+
+        raise_pending()  # a signal during the imports whose re-delivery has not come yet
     except KeyboardInterrupt:  # re-delivered after the import: nothing has run yet
         print("error: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
