@@ -351,3 +351,92 @@ def test_id_l2_adds_its_penalty_to_the_ranker_training_loss(log_world):
     by_hand = lam * sum(float(np.sum(tables[e].astype(np.float64) ** 2)) for e in ("user", "item"))
     assert by_hand > 1e-3  # the step's data and dropout draws are the same: only the term differs
     assert penalised[0] - plain[0] == pytest.approx(by_hand, rel=1e-3)
+
+
+def test_reorder_metrics_by_hand():
+    from training.reorder import reorder_metrics
+
+    # user 0: candidates in two rows, the target (score 0.5) behind 0.9 and tied with 0.5 -> rank 3;
+    # user 1: the target first -> rank 1; a third user's target was not retrieved (a miss)
+    scores = np.array([[0.9, 0.5, 0.1], [0.5, 0.2, 0.0], [0.3, 0.8, 0.0]])
+    ex = {"weights": np.array([[1, 1, 1], [1, 1, 0], [1, 1, 0]], np.float32),
+          "is_target": np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], bool),
+          "group": np.array([0, 0, 1]), "users": np.int64(3)}  # fmt: skip
+    got = reorder_metrics(scores, ex, k=2)
+    assert got["reorder_hr@2"] == pytest.approx(1 / 3)  # only user 1 within the top 2
+    assert got["reorder_ndcg@2"] == pytest.approx((1 / math.log2(2)) / 3)
+    # AUC: user 0 target 0.5 vs {0.9, 0.5, 0.1, 0.2}: (0 + 0.5 + 1 + 1) / 4; user 1: 1
+    assert got["reorder_auc"] == pytest.approx((2.5 / 4 + 1.0) / 2)
+    assert reorder_metrics(scores, ex, k=3)["reorder_hr@3"] == pytest.approx(2 / 3)
+
+
+def test_reorder_validation_holds_out_the_last_training_item(log_world):
+    from training.reorder import reorder_points
+    from training.trainer import reorder_validation, training_catalogue
+    from world.sequences import load_sequences
+
+    cfg = model_config("ranker")
+    seq = load_sequences(log_world, cfg.num_actions)
+    split = holdout_points(seq, TrainConfig(holdout="loo", positives="any"))
+    target = reorder_points(seq, split)
+    assert (target == split - 1).all()  # every user has >= 3 training items
+    cat = training_catalogue(seq, split)[:2]
+    ex = reorder_validation(seq, cfg, target, split, _OneHotRetriever(), top=40, surface=1)
+    c = cfg.candidate_seq_len
+    assert ex["is_target"].sum() == len(np.unique(ex["group"])) and int(ex["users"]) == 40
+    from phoenix import hashing
+
+    row_of = {int(f): r for r, f in enumerate(hashing.item_rows(cat[0], cfg.hash)[:, 0])}
+    user_of = {int(hashing.user_rows(uid, cfg.hash)[0]): u for u, uid in enumerate(seq.user_ids)}
+    for g in np.unique(ex["group"]):
+        at = np.flatnonzero(ex["group"] == g)
+        u = user_of[int(ex["user_hashes"][at[0], 0])]
+        real = ex["weights"][at] > 0
+        rows = [row_of[int(h)] for h in ex["candidate_post_hashes"][at][real][:, 0]]
+        history = seq.post_id[int(seq.offsets[u]) : int(target[u])]
+        best = [r for r in range(len(cat[0])) if cat[0][r] not in history][:40]
+        assert sorted(rows) == best and len(at) == -(-40 // c)  # retrieval's top 40, in rows of C
+        hit = ex["candidate_post_hashes"][at][ex["is_target"][at]][0, 0]
+        assert cat[0][row_of[int(hit)]] == seq.post_id[target[u]]
+        assert (ex["history_post_hashes"][at[0]][:, 0] != 0).sum() == min(len(history), 128)
+
+
+def test_cli_ranker_selected_by_the_reorder(log_world, tmp_path, runner):
+    import json
+
+    from xfeed_cli.main import app
+
+    ck = tmp_path / "ck"
+    base = ["--world", str(log_world), "--out", str(ck), "--holdout", "loo", "--device", "cpu"]
+    res = runner.invoke(app, ["train", "retrieval", *base, "--steps", "2", "--batch-size", "8"])
+    assert res.exit_code == 0, res.output
+    log = tmp_path / "v.jsonl"
+    res = runner.invoke(app, ["train", "ranker", *base, "--steps", "4", "--batch-size", "4",
+                              "--negatives-from", str(ck), "--select-by", "reorder",
+                              "--eval-every", "2", "--log", str(log)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4] and all("reorder_auc" in r for r in records)
+    prov = json.loads((ck / "ranker" / "config.json").read_text())["provenance"]
+    best = max(records, key=lambda r: r["reorder_ndcg@10"])
+    assert prov["selected"]["by"] == "reorder" and prov["selected"]["step"] == best["step"]
+    res = runner.invoke(app, ["train", "ranker", *base, "--steps", "2", "--force",
+                              "--select-by", "reorder"])  # fmt: skip
+    assert res.exit_code == 2 and "--negatives-from" in res.output
+
+
+def test_reorder_analysis_summary_by_hand():
+    from benchmarks.reorder_analysis import _summary
+
+    # user 0: target (col 2) behind col 0 and tied with col 1, which retrieval put first -> rank 3;
+    # user 1: the target first; user 2: retrieval missed it (no row holds it)
+    score = np.array([[0.9, 0.5, 0.5, 0.1], [0.8, 0.2, 0.1, 0.0], [0.4, 0.3, 0.2, 0.1]])
+    target = np.array([[0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]], bool)
+    pop = np.arange(12, dtype=np.float64).reshape(3, 4)
+    got = _summary(score, target, pop)
+    assert got["hits@10"] == 2 and got["hr@10"] == pytest.approx(2 / 3)
+    assert got["ndcg@10"] == pytest.approx((1 / math.log2(4) + 1.0) / 3)
+    assert (got["mean_rank"], got["median_rank"]) == (2.0, 2.0)
+    assert got["auc"] == pytest.approx((1.5 / 3 + 1.0) / 2)  # 0.5 beats 0.1, ties 0.5, loses 0.9
+    assert got["top10_pop_median"] == pytest.approx(5.5)
+    assert got["top10_pop_under_10"] == pytest.approx(10 / 12)

@@ -30,6 +30,8 @@ from phoenix.config import PhoenixConfig
 from phoenix.embeddings import ENTITIES, EmbeddingTables
 from phoenix.params import FlatParams, flatten, random_params, unflatten
 from training.metrics import auc as metric_auc
+from training.reorder import K as REORDER_K
+from training.reorder import reorder_metrics
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[int, int, float], None]  # (step, total, loss)
@@ -168,7 +170,7 @@ def _optimizer(tc: TrainConfig) -> optax.GradientTransformation:
 
 
 Metrics = Callable[[dict], dict]  # state -> {"loss": float, ...} on the validation examples
-SELECT_BY = ("loss", "auc")
+SELECT_BY = ("loss", "auc", "reorder")
 
 
 def selection_key(rec: dict, select_by: str) -> float:
@@ -176,7 +178,8 @@ def selection_key(rec: dict, select_by: str) -> float:
     (`select_by` "auc"); a missing or NaN criterion counts as +inf."""
     if select_by not in SELECT_BY:
         raise ValueError(f"select_by must be one of {', '.join(SELECT_BY)}, not {select_by!r}")
-    key = rec["valid_loss"] if select_by == "loss" else rec.get("valid_auc")
+    key = {"loss": rec.get("valid_loss"), "auc": rec.get("valid_auc"),
+           "reorder": rec.get(f"reorder_ndcg@{REORDER_K}")}[select_by]  # fmt: skip
     if key is None or np.isnan(key):
         return float("inf")
     return float(key) if select_by == "loss" else -float(key)
@@ -302,6 +305,8 @@ def train_ranker(
             labels.append(valid["labels"][idx])
             weights.append(valid["weights"][idx])
         lg, lb, w = np.concatenate(logits), np.concatenate(labels), np.concatenate(weights)
+        if "is_target" in valid:  # the reorder of retrieval's candidates (training.reorder)
+            return reorder_metrics(lg[..., int(valid["rank_head"])], valid)
         loss = float(ranker_loss(lg, lb.astype(np.float32), w))
         keep = w > 0
         p, y = 1.0 / (1.0 + np.exp(-lg[keep])), lb[keep]  # [N, A]

@@ -25,6 +25,7 @@ from phoenix.config import HashConfig, ModelType, PhoenixConfig, Preset
 from phoenix.runtime import PhoenixCheckpoint, Retriever
 from safeio.atomic import check_target
 from training.evaluation import user_history
+from training.reorder import reorder_examples, reorder_points
 from training.steps import (
     Log,
     Progress,
@@ -219,10 +220,14 @@ def retrieval_pool(
     catalogue: tuple[np.ndarray, np.ndarray],
     top: int,
     block: int = 1024,
+    history_only: bool = False,
 ) -> np.ndarray:
     """[len(cuts), K] catalogue rows of the retrieval model's top K (≤ `top`) items for the
     user's history before each cut (u, cut), the user's training items (before `split`) left
-    out: what retrieval would hand the ranker at that moment, for the ranker's hard negatives."""
+    out: what retrieval would hand the ranker at that moment, for the ranker's hard negatives.
+    `history_only`: only the items before the cut are left out (as serving and `xfeed eval
+    --protocol loo` leave out what the user has consumed), so the user's later items can be in
+    the pool."""
     cat_id, cat_author = catalogue
     k = min(top, len(cat_id))
     out = np.zeros((len(cuts), k), np.int64)
@@ -234,8 +239,8 @@ def retrieval_pool(
         part = cuts[start : start + block]
         reps = retriever.encode_users([user_history(seq, u, c, hl) for u, c in part])  # [b, D]
         scores = reps @ emb.T  # [b, I]
-        for r, (u, _) in enumerate(part):
-            mine = seq.post_id[int(seq.offsets[u]) : int(split[u])]
+        for r, (u, cut) in enumerate(part):
+            mine = seq.post_id[int(seq.offsets[u]) : int(cut if history_only else split[u])]
             cols = np.searchsorted(cat_id, mine)
             cols = cols[cols < len(cat_id)]
             scores[r, cols[cat_id[cols] == mine[: len(cols)]] if len(cols) else cols] = -np.inf
@@ -321,6 +326,27 @@ def ranker_examples(
         raise ValueError("no user has enough training items for a ranker example")
     out = _stack(rows)
     blocks = HistoryBlocks(seq, cfg, history_lo, np.array([c for _, c in cuts], np.int64))
+    return {**out, **{name: HistoryField(blocks, name) for name in HISTORY_FIELDS}}
+
+
+def reorder_validation(
+    seq: Sequences,
+    cfg: PhoenixConfig,
+    target: np.ndarray,
+    split: np.ndarray,
+    retriever: Retriever,
+    top: int,
+    surface: int,
+) -> dict[str, np.ndarray | HistoryField]:
+    """Validation rows of `training.reorder` for each user with a target (`target[u]` <
+    `split[u]`): retrieval's top `top` of the training catalogue for the history before the
+    target, the history's items left out, in ranker rows (history fields built lazily)."""
+    cat_id, cat_author, _ = training_catalogue(seq, split)
+    cuts = [(u, int(target[u])) for u in range(len(seq.user_ids)) if target[u] < split[u]]
+    pool = retrieval_pool(retriever, seq, cuts, split, (cat_id, cat_author), top,
+                          history_only=True)  # fmt: skip
+    out = reorder_examples(seq, cfg, cuts, pool, (cat_id, cat_author), surface)
+    blocks = HistoryBlocks(seq, cfg, out.pop("history_lo"), out.pop("history_cut"))
     return {**out, **{name: HistoryField(blocks, name) for name in HISTORY_FIELDS}}
 
 
@@ -477,16 +503,27 @@ def train_model(
     seq = load_sequences(world, cfg.num_actions)
     split = holdout_points(seq, train_config)
     train_end, valid = split, None
-    if train_config.valid_fraction > 0:
+    by_reorder = train_config.select_by == "reorder"
+    if by_reorder:
+        train_end = reorder_points(seq, split)
+    elif train_config.valid_fraction > 0:
         train_end = valid_points(seq, split, train_config.valid_fraction)
     retriever = None
     if model_type is ModelType.RANKER and train_config.retrieval_negatives > 0:
         if negatives_from is None:
             raise ValueError("retrieval negatives need a retrieval checkpoint (--negatives-from)")
         retriever = Retriever(load_model(negatives_from, ModelType.RETRIEVAL)[0])
+    if by_reorder and (model_type is not ModelType.RANKER or retriever is None):
+        raise ValueError("validation by the reorder is for the ranker with a retrieval model")
     if model_type is ModelType.RANKER:
         examples = ranker_examples(seq, cfg, train_end, train_config, retriever=retriever)
-        if train_config.valid_fraction > 0:
+        if by_reorder:
+            consumed = meta_in.get("source", {}).get("spec", {}).get("consumed_action")
+            surface = int(np.bincount(seq.surface).argmax()) if len(seq.surface) else 0
+            valid = reorder_validation(seq, cfg, train_end, split, retriever,
+                                       train_config.retrieval_top, surface)  # fmt: skip
+            valid["rank_head"] = np.int64(ActionName[consumed] if consumed else FAV)
+        elif train_config.valid_fraction > 0:
             valid = ranker_examples(seq, cfg, split, train_config, begin=train_end,
                                     retriever=retriever)  # fmt: skip
         params, tables, losses, records = train_ranker(cfg, examples, train_config, progress,
@@ -515,14 +552,16 @@ def train_model(
         "split": HOLDOUTS[train_config.holdout],
         "holdout": train_config.holdout,
         "validation": records[-1] if records else None,
-        "best_valid_loss": min((r["valid_loss"] for r in records), default=None),
+        "best_valid_loss": min(
+            (r["valid_loss"] for r in records if "valid_loss" in r), default=None
+        ),
     }
     if records:  # the state written: the best record by the selection criterion
         key = [selection_key(r, train_config.select_by) for r in records]
         chosen = records[int(np.argmin(key))]
         meta["selected"] = {"by": train_config.select_by, "step": chosen["step"],
-                            "valid_loss": chosen["valid_loss"],
-                            "valid_auc": chosen.get("valid_auc")}  # fmt: skip
+                            **{k: v for k, v in chosen.items()
+                               if k.startswith(("valid_", "reorder_"))}}  # fmt: skip
     if retriever is not None:
         meta["negatives_from"] = str(negatives_from)
     # no wall-clock time in the checkpoint: the same command writes the same bytes

@@ -88,7 +88,10 @@ def train(
         str | None,
         typer.Option(
             help="Which validated state is kept: loss, or auc (ranker: the mean AUC of the "
-            "heads with >= 20 validation positives; default for the ranker on synthetic worlds)."
+            "heads with >= 20 validation positives; default for the ranker on synthetic worlds), "
+            "or reorder (ranker with --negatives-from: NDCG@10 of each user's last training "
+            "item among the retrieval model's top candidates, as `eval --protocol loo`; the "
+            "ranker trains on the items before it, --valid is not used)."
         ),
     ] = None,
     sampled_negatives: Annotated[
@@ -154,10 +157,13 @@ def train(
         raise InputError(f"--holdout must be one of {', '.join(trainer.HOLDOUTS)}, not {holdout!r}")
     if sample_by not in (None, "example", "user"):
         raise InputError(f"--sample-by must be example or user, not {sample_by!r}")
-    if select_by not in (None, "loss", "auc"):
-        raise InputError(f"--select-by must be loss or auc, not {select_by!r}")
-    if select_by == "auc" and model is not ModelType.RANKER:
-        raise InputError("--select-by auc is for the ranker (retrieval validates its loss)")
+    if select_by not in (None, "loss", "auc", "reorder"):
+        raise InputError(f"--select-by must be loss, auc or reorder, not {select_by!r}")
+    if select_by in ("auc", "reorder") and model is not ModelType.RANKER:
+        raise InputError(f"--select-by {select_by} is for the ranker (retrieval validates its "
+                         "loss)")  # fmt: skip
+    if select_by == "reorder" and negatives_from is None:
+        raise InputError("--select-by reorder needs --negatives-from CKPT (a retrieval model)")
     if positives not in (None, "favorite", "any"):
         raise InputError(f"--positives must be favorite or any, not {positives!r}")
     imported = bool(tables.read_world_json(world).get("imported"))
@@ -192,9 +198,10 @@ def train(
             records.append(dumps(rec))
             heads = ", ".join(f"{h} AUC {m['auc']:.3f} ({m['positives']:,})"
                               for h, m in list(rec.get("heads", {}).items())[:4])  # fmt: skip
-            err.print(f"step {rec['step']}: train {rec['train_loss']:.4f}, valid "
-                      f"{rec['valid_loss']:.4f}{'; ' + heads if heads else ''}",
-                      highlight=False)  # fmt: skip
+            valid_part = ", ".join(f"{k} {v:.4f}" for k, v in rec.items()
+                                   if k.startswith(("valid_loss", "reorder_")))  # fmt: skip
+            err.print(f"step {rec['step']}: train {rec['train_loss']:.4f}, {valid_part}"
+                      f"{'; ' + heads if heads else ''}", highlight=False)  # fmt: skip
 
         meta = trainer.train_model(model, world, ckpt_out, preset=preset, train_config=tc,
                                    progress=progress, log=log, force=force,
