@@ -9,9 +9,9 @@ of each scorer's top 10. Scorers: retrieval's dot product, the ranker's logit, a
 corrections of the logit by the ranker's negative sampling (a BCE ranker trained with negatives
 from q learns odds ∝ p(item | user) / q(item | user)):
 
-- `logit + log q`: q = the default negative mix's density on a top-R item, n_ret / R +
-  n_pop · count / N (n_ret retrieval negatives drawn uniformly from the top R, n_pop by
-  training count; N the training interactions);
+- `logit + log q`: q = the ranker's own negative mix's density on a top-R item, n_ret / R +
+  n_pop · count / N (read from its provenance: n_ret retrieval negatives drawn uniformly from the
+  top R, n_pop sampled by training count; N the training interactions);
 - `rank average`: the mean of retrieval's and the ranker's ranks (not a serving rule:
   home-mixer orders by the ranker's heads alone).
 
@@ -34,16 +34,15 @@ from phoenix.runtime import Ranker, Retriever
 from training.evaluation import user_history
 from training.loo import _history_cols, baseline_scores, loo_split
 from training.metrics import auc
-from training.trainer import RETRIEVAL_NEGATIVES
 from world.tables import read_world_json
 
 
 def _scores(world: Path, ckpt: Path, top: int) -> dict[str, np.ndarray]:
-    """[U', R] retrieval scores, ranker logits, training popularity, and [U', R] bool marking
-    the held-out item, for every evaluated user (rows of users without it in the top R are all
-    False)."""
+    """[U', R] retrieval scores, ranker logits, training popularity, the ranker's negative
+    density q, and [U', R] bool marking the held-out item, for every evaluated user (rows of
+    users without it in the top R are all False)."""
     ret, _ = load_model(ckpt, ModelType.RETRIEVAL)
-    rk_ckpt, _ = load_model(ckpt, ModelType.RANKER)
+    rk_ckpt, prov = load_model(ckpt, ModelType.RANKER)
     split = loo_split(world, max(ret.config.num_actions, rk_ckpt.config.num_actions), None)
     seq = split.seq
     consumed = read_world_json(world).get("source", {}).get("spec", {}).get("consumed_action")
@@ -70,7 +69,10 @@ def _scores(world: Path, ckpt: Path, top: int) -> dict[str, np.ndarray]:
         out["ranker"].append(np.log(p) - np.log1p(-p))
         out["popularity"].append(pop[order])
         out["target"].append(order == int(split.target_col[j]))
-    return {k: np.array(v) for k, v in out.items()} | {"interactions": float(pop.sum())}
+    tc = (prov or {}).get("train", {})
+    n_ret = tc.get("retrieval_negatives", 0) if (prov or {}).get("negatives_from") else 0
+    q = n_ret / top + tc.get("sampled_negatives", 0) * np.array(out["popularity"]) / pop.sum()
+    return {k: np.array(v) for k, v in out.items()} | {"q": np.maximum(q, 1e-12)}
 
 
 def _summary(score: np.ndarray, target: np.ndarray, pop: np.ndarray) -> dict[str, float]:
@@ -99,8 +101,7 @@ def analyse(world: Path | str, checkpoint: Path | str, top: int = 200) -> dict:
     """{"users", "in_top", "held_out_pop_median", "scorers": {name: summary}}."""
     d = _scores(Path(world), Path(checkpoint), top)
     target, pop = d["target"], d["popularity"]
-    n_ret = n_pop = RETRIEVAL_NEGATIVES  # the default 8 + 8 mix (training.trainer)
-    q = n_ret / top + n_pop * pop / d["interactions"]
+    q = d["q"]
     rank = lambda x: np.argsort(np.argsort(-x, 1, kind="stable"), 1)  # noqa: E731
     scorers = {"retrieval": d["retrieval"], "ranker logit": d["ranker"],
                "logit + log q": d["ranker"] + np.log(q), "popularity": pop,
