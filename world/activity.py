@@ -14,6 +14,7 @@ over the row groups one at a time, so memory stays bounded whatever the number o
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -42,6 +43,33 @@ def _impression_columns(imp: pa.Table) -> dict[str, np.ndarray]:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class _Sorted:
+    """Rows sorted by user, then time, the user column stored once per user: users [G]
+    ascending, offsets [G + 1] (user i's rows are offsets[i]:offsets[i + 1] of every column),
+    columns {name: [R]} without user_id."""
+
+    users: np.ndarray
+    offsets: np.ndarray
+    columns: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, cols: dict[str, np.ndarray]) -> _Sorted:
+        user = cols.pop("user_id")
+        order = np.lexsort((cols["event_ms"], user))
+        user = user[order]
+        start = np.flatnonzero(np.r_[True, user[1:] != user[:-1]]) if len(user) else user
+        return cls(user[start].astype(np.int64), np.r_[start, len(user)].astype(np.int64),
+                   {k: v[order] for k, v in cols.items()})  # fmt: skip
+
+    def of_user(self, user_id: int) -> dict[str, np.ndarray]:
+        i = int(np.searchsorted(self.users, user_id))
+        lo, hi = (0, 0) if i == len(self.users) or self.users[i] != user_id else (
+            int(self.offsets[i]), int(self.offsets[i + 1]))  # fmt: skip
+        return {"user_id": np.full(hi - lo, user_id, np.int64),
+                **{k: v[lo:hi] for k, v in self.columns.items()}}  # fmt: skip
+
+
 class _UserRows:
     """One table's rows by user: all in memory (sorted by user, then time), or, for a large
     table whose row groups are ordered by user, the row group(s) of the asked user."""
@@ -52,28 +80,19 @@ class _UserRows:
         self.path = table_file(world, name, list(columns))  # checked: file, columns, types
         meta = pq.ParquetFile(self.path).metadata
         self.bounds = _user_bounds(meta) if meta.num_rows > MAX_LOADED_ROWS else None
-        self._groups: OrderedDict[tuple[int, ...], dict[str, np.ndarray]] = OrderedDict()
-        self._all = None if self.bounds is not None else self._sorted(
+        self._groups: OrderedDict[tuple[int, ...], _Sorted] = OrderedDict()
+        self._all = None if self.bounds is not None else _Sorted.of(
             convert(read_table(world, name, list(columns))))  # fmt: skip
 
     @property
     def streamed(self) -> bool:
         return self.bounds is not None
 
-    @staticmethod
-    def _sorted(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        order = np.lexsort((cols["event_ms"], cols["user_id"]))
-        return {k: v[order] for k, v in cols.items()}
-
     def of_user(self, user_id: int) -> dict[str, np.ndarray]:
         """The user's rows, by time."""
-        cols = self._all if self._all is not None else self._load(user_id)
-        users = cols["user_id"]
-        sl = slice(int(np.searchsorted(users, user_id)),
-                   int(np.searchsorted(users, user_id, side="right")))  # fmt: skip
-        return {k: v[sl] for k, v in cols.items()}
+        return (self._all if self._all is not None else self._load(user_id)).of_user(user_id)
 
-    def _load(self, user_id: int) -> dict[str, np.ndarray]:
+    def _load(self, user_id: int) -> _Sorted:
         lo, hi = self.bounds
         groups = tuple(np.flatnonzero((lo <= user_id) & (hi >= user_id)).tolist())
         with self._lock:
@@ -83,7 +102,7 @@ class _UserRows:
                 return got
         f = pq.ParquetFile(self.path)
         table = f.read_row_groups(list(groups), columns=list(self.columns)) if groups else None
-        got = self._sorted(self.convert(table)) if table is not None else self._empty()
+        got = _Sorted.of(self.convert(table) if table is not None else self._empty())
         del table
         pa.default_memory_pool().release_unused()  # the row groups' Arrow memory, now copied
         with self._lock:
@@ -99,7 +118,7 @@ class _UserRows:
     def chunks(self):
         """Every row, a row group at a time (all at once when loaded)."""
         if self._all is not None:
-            yield self._all
+            yield self._all.columns
             return
         f = pq.ParquetFile(self.path)
         for g in range(f.metadata.num_row_groups):
