@@ -64,7 +64,8 @@ class EdgeList:
 class WorldData:
     """A world's tables loaded once, as numpy columns, with the lookups the feed needs.
 
-    Post lookups are by post id (sorted); the social graph by (src, kind).
+    Post lookups are by post id (sorted; `posts[name][rows]` gives int64 values, a mostly-zero
+    column held as a `SparseColumn`); the social graph by (src, kind).
     """
 
     POST_COLUMNS = (
