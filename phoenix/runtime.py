@@ -32,14 +32,12 @@ RANK_IN_FLIGHT = 4
 # calls, so that one launch, one transfer each way and one device computation serve 32 users
 # (one user a call left an H200 busy 1.8 % of the time). The same number for a batch of one and
 # for a population batch: a user's probabilities do not depend on the batch it came in.
-USERS_PER_RANK_CALL = {"cpu": 1}
 ACCELERATOR_USERS_PER_RANK_CALL = 32
 
 
 def users_per_rank_call(platform: str | None = None) -> int:
     """Users per cached ranker call on `platform` (default: the one JAX computes on)."""
-    platform = platform or current_platform()
-    return USERS_PER_RANK_CALL.get(platform, ACCELERATOR_USERS_PER_RANK_CALL)
+    return 1 if (platform or current_platform()) == "cpu" else ACCELERATOR_USERS_PER_RANK_CALL
 
 
 logger = logging.getLogger(__name__)

@@ -92,7 +92,7 @@ def search(
     reaches t are read, and only their scores >= t are kept. The survivors (about K per user)
     are sorted exactly. A corpus of fewer than 2·K groups takes a plain partial sort per row
     (`top_k_rows`, blocks of users bounded by MAX_BLOCK_SCORES). BLAS runs on one thread."""
-    with _one_blas_thread():
+    with _search_blas_threads():
         return _search(np.asarray(queries, np.float32), corpus, k, rows)
 
 
@@ -166,7 +166,7 @@ def _blas_local_threads() -> ctypes._CFuncPtr | None:
 
 
 @contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
+def _search_blas_threads() -> Iterator[None]:
     """BLAS calls of this thread on one core when it is not the main thread (a population
     engine's batch thread, beside the other batch in flight): there OpenBLAS's spinning helper
     threads doubled the CPU time of a search. The main thread (a single request, a run of one

@@ -92,10 +92,6 @@ class SparseColumn:
     def __len__(self) -> int:
         return len(self.slots)
 
-    @property
-    def shape(self) -> tuple[int]:
-        return (len(self.slots),)
-
     def __getitem__(self, rows: np.ndarray) -> np.ndarray:
         return self.values[self.slots[rows]]
 
