@@ -6,6 +6,7 @@ reported."""
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import sys
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.core import Report, Row, Timing, device_info, logger, matmul_gflops
+from phoenix.cached import bucket
 from pipeline import feed
 from pipeline import population as pop
 from pipeline.params import FeedParams
@@ -75,9 +77,12 @@ def bench_population(users: int | None = None, world: Path | None = None,
     if engine == "ray":
         _ray(report, ids, spec, rate)
     report.notes = [
-        "floor = Phoenix FLOPs per user (XLA count of the cached call at the user's candidate "
-        "bucket) ÷ the measured 2048³ matmul rate, + Thunder fetch and retrieval time per user "
-        "(as measured inside this run)",
+        "floor = Phoenix FLOPs per user (the cached call's FLOPs as XLA counts them, at each "
+        "user's own number of ranked candidates, no padding; mean over floor_sample_users users "
+        "evenly spaced over the run) ÷ the measured 2048³ matmul rate, + Thunder fetch and "
+        "retrieval time per user (as measured inside this run); "
+        "phoenix_gflop_per_user_at_buckets: the same at each user's shape bucket (what the "
+        "engine computes, padding included)",
         "peak_rss_mb: this process's peak resident set (world, models, warm-up, the run) at the "
         "end of the run, before the floor is measured",
     ]
@@ -102,19 +107,44 @@ def _ray(report: Report, ids: np.ndarray, spec: pop.RunSpec, local_rate: float) 
     report.summary["ray_to_local_ratio"] = round(rate / local_rate, 2)
 
 
+FLOOR_SAMPLE = 64  # users, evenly spaced over the run, whose ranked candidates set the floor
+
+
 def _floor(spec: pop.RunSpec, ids: np.ndarray, stage_ms: dict[str, float]) -> dict[str, float]:
-    """The FLOP floor of the ranking per user, plus the measured Thunder and retrieval time."""
-    q = feed.new_query(int(ids[0]), spec.resources, spec.params, spec.now_ms)
-    result = feed.rank(q)
+    """The FLOP floor of the ranking per user, plus the measured Thunder and retrieval time.
+
+    The ranking FLOPs are the mean over up to FLOOR_SAMPLE of the run's users (evenly spaced)
+    of the cached call's FLOPs at each user's own candidate count (what the ranker has to
+    score: no padding), and beside it at each user's shape bucket (what the engine computes).
+    XLA counts the call at two bucket sizes; its FLOPs are affine in the candidate count
+    (history once + the same work per candidate), checked at a third size."""
+    sample = ids[np.unique(np.linspace(0, len(ids) - 1, min(FLOOR_SAMPLE, len(ids))).astype(int))]
+    table, _ = pop.rank_users(sample, dataclasses.replace(spec, keep="scored"))
+    viewers = table.column("viewer_id").to_numpy()
+    counts = np.unique(viewers, return_counts=True)[1]  # [users] candidates each ranked
+    q = feed.rank(feed.new_query(int(sample[0]), spec.resources, spec.params, spec.now_ms)).query
     ranker = feed._ranker(spec.resources.checkpoint, spec.params.ranker)
     cfg = ranker.config
-    hist = result.query.user_history(cfg.num_actions, cfg.history_seq_len)
-    posts = np.array([c.original_post_id for c in result.scored], np.int64)  # what it ranks
-    flops = ranker.cached_flops(hist, posts)  # one user at its bucket
+    hist = q.user_history(cfg.num_actions, cfg.history_seq_len)
+    c = cfg.candidate_seq_len
+    n1, n2, n3 = 8 * c, 16 * c, 12 * c  # all three are their own buckets (multiples of c)
+    f1, f2, f3 = (ranker.cached_flops(hist, np.arange(1, n + 1, dtype=np.int64))
+                  for n in (n1, n2, n3))  # fmt: skip
+    per_cand = (f2 - f1) / (n2 - n1)
+    base = f1 - per_cand * n1
+    if abs(base + per_cand * n3 - f3) > 1e-3 * f3:
+        raise RuntimeError("ranker FLOPs are not affine in the candidate count")
+    buckets = np.array([bucket(int(n), c) for n in counts])
+    flops = float(base + per_cand * counts.mean())
+    flops_b = float(base + per_cand * buckets.mean())
     rate = matmul_gflops("float32")
     phoenix_ms = flops / (rate * 1e9) * 1e3
     return {
+        "floor_sample_users": int(len(counts)),
+        "ranked_candidates_per_user": round(float(counts.mean()), 1),
+        "bucket_candidates_per_user": round(float(buckets.mean()), 1),
         "phoenix_gflop_per_user": round(flops / 1e9, 4),
+        "phoenix_gflop_per_user_at_buckets": round(flops_b / 1e9, 4),
         "matmul_gflops": round(rate, 1),
         "phoenix_floor_ms_per_user": round(phoenix_ms, 3),
         "sources_ms_per_user": round(stage_ms.get("source", 0.0), 3),  # Thunder + retrieval

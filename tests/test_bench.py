@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.core import Timing, measure
 from benchmarks.plot import plot_ranking
 from benchmarks.ranking import bench_ranking
@@ -108,3 +110,16 @@ def test_the_hostile_sweep_flags_what_breaks_a_promise_and_passes_what_keeps_it(
     assert (pristine / "mine.toml").read_text() == "# my notes\n"  # sandboxes are copies
     names = [c.name for c in drawn_cases(40, np.random.default_rng(5))]
     assert names == [c.name for c in drawn_cases(40, np.random.default_rng(5))] and len(names) == 40
+
+
+def test_population_bench_floor_counts_each_sampled_users_ranked_candidates():
+    from benchmarks.population import bench_population
+
+    s = bench_population(users=6).summary
+    assert s["floor_sample_users"] == 6
+    # the floor counts what the ranker must score; the engine pads each user to a shape bucket
+    assert 0 < s["ranked_candidates_per_user"] <= s["bucket_candidates_per_user"]
+    assert 0 < s["phoenix_gflop_per_user"] <= s["phoenix_gflop_per_user_at_buckets"]
+    assert s["floor_ms_per_user"] == pytest.approx(
+        s["phoenix_floor_ms_per_user"] + s["sources_ms_per_user"], abs=2e-3
+    )
