@@ -79,6 +79,29 @@ def test_sigterm_during_the_cli_imports_exits_130(redelivery_s):
     assert "Traceback" not in res.stderr and "interrupted" in res.stderr
 
 
+def test_sigterm_during_a_lazy_import_of_a_short_command_exits_130():
+    # `--version` imports importlib.metadata (which imports csv) inside the command and ends
+    # within milliseconds, before the re-delivery of a signal that came during that import (set
+    # to 60 s here): it must not exit 0 (without the check after the command it did)
+    code = (
+        "import os, signal, sys, builtins\n"
+        "import xfeed_cli.entry as e, xfeed_cli.main\n"
+        "import safeio.signals as s; s.RETRY_S = 60.0\n"
+        "real, sent = builtins.__import__, []\n"
+        "def imp(name, *a, **k):\n"
+        "    if name == 'csv' and not sent:  # inside importlib.metadata's import\n"
+        "        sent.append(1)\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = imp\n"
+        "sys.argv = ['xfeed', '--version']\n"
+        "e.run()\n"
+    )
+    res = _python(code)
+    assert res.returncode == 130, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr and "interrupted" in res.stderr
+
+
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["rank", "--help"], ["bench", "--help"], ["rank", "--usr", "1"],

@@ -39,4 +39,20 @@ def run() -> None:
     except KeyboardInterrupt:  # re-delivered after the import: nothing has run yet
         print("error: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
-    main_run()
+    try:
+        main_run()
+    except SystemExit as done:
+        if done.code in (0, None):
+            _exit_if_signalled()
+        raise
+    _exit_if_signalled()
+
+
+def _exit_if_signalled() -> None:
+    """Exit 130 when a signal arrived during a lazy import inside the command and the command
+    finished before its re-delivery: it was asked to stop, so it does not report success."""
+    try:
+        raise_pending()
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
