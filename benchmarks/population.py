@@ -70,9 +70,9 @@ def bench_population(users: int | None = None, world: Path | None = None,
     per_user_ms = 1e3 / rate
     report.summary = {"users_per_s": round(rate, 1), "ms_per_user": round(per_user_ms, 2),
                       "cpu_ms_per_user": round(cpu / len(ids) * 1e3, 2), **floor,
-                      "ratio_to_floor": round(per_user_ms / floor["floor_ms_per_user"], 1),
+                      "ratio_to_floor": round(per_user_ms / floor["floor_ms_per_user"], 2),
                       "ratio_to_phoenix_floor": round(
-                          per_user_ms / floor["phoenix_floor_ms_per_user"], 1),
+                          per_user_ms / floor["phoenix_floor_ms_per_user"], 2),
                       "peak_rss_mb": round(run_rss, 1)}  # fmt: skip
     if engine == "ray":
         _ray(report, ids, spec, rate)
