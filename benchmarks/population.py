@@ -123,7 +123,7 @@ def _floor(spec: pop.RunSpec, ids: np.ndarray, stage_ms: dict[str, float]) -> di
     viewers = table.column("viewer_id").to_numpy()
     counts = np.unique(viewers, return_counts=True)[1]  # [users] candidates each ranked
     q = feed.rank(feed.new_query(int(sample[0]), spec.resources, spec.params, spec.now_ms)).query
-    ranker = feed._ranker(spec.resources.checkpoint, spec.params.ranker)
+    ranker = feed._ranker(spec.resources.checkpoint, spec.params.ranker, spec.resources.world)
     cfg = ranker.config
     hist = q.user_history(cfg.num_actions, cfg.history_seq_len)
     c = cfg.candidate_seq_len

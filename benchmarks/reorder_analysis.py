@@ -34,6 +34,7 @@ from phoenix.runtime import Ranker, Retriever
 from training.evaluation import user_history
 from training.loo import _history_cols, baseline_scores, loo_split
 from training.metrics import auc
+from world.sequences import load_post_sids
 from world.tables import read_world_json
 
 
@@ -49,7 +50,8 @@ def _scores(world: Path, ckpt: Path, top: int) -> dict[str, np.ndarray]:
     head = int(ActionName[consumed] if consumed else ActionName.SERVER_TWEET_FAV)
     tiebreak = np.random.default_rng(0).permutation(len(split.catalogue))  # as evaluate_loo
     pop = baseline_scores(split)["popularity"][0]  # [I] training users per item
-    retriever, ranker = Retriever(ret), Ranker(rk_ckpt)
+    retriever = Retriever(ret)
+    ranker = Ranker(rk_ckpt, sids=load_post_sids(world, rk_ckpt.config))
     emb = retriever.encode_posts(split.catalogue, split.catalogue_authors)  # [I, D]
     hl = ret.config.history_seq_len
     pairs = zip(split.users, split.target, strict=True)

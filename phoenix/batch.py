@@ -9,6 +9,7 @@ Glossary of shapes:
     D: embedding size (`emb_size`).
     A: number of action heads (`num_actions`).
     Hu, Hi, Ha: number of user, item (post) and author hashes.
+    L: post semantic-id levels (`sid_levels`).
     T: sequence length, 1 + S + C.
 """
 
@@ -48,6 +49,10 @@ class RecsysBatch(NamedTuple):
     history_continuous_actions: Array | None = None  # [B, S, 8] float32; slot 1 = dwell seconds
     candidate_impr_ts: Array | None = None  # [B, C] int seconds
     candidate_post_creation_ts: Array | None = None  # [B, C] int seconds
+    # xfeed's post semantic ids (PhoenixConfig.sid_levels > 0; phoenix.sids), after upstream's
+    # fields: codes 1..codebook, 0 = missing
+    history_sids: Array | None = None  # [B, S, L] int
+    candidate_sids: Array | None = None  # [B, C, L] int
 
 
 class RecsysEmbeddings(NamedTuple):

@@ -20,6 +20,8 @@ EMBEDDING_PAD_ROWS = 65  # unified table rows 0..64 are zero (1 + 64, August `of
 POST_AGE_MAX_MINUTES = 4800
 
 
+MAX_SID_LEVELS = 16  # post semantic-id levels (upstream's August models: 6)
+
 # Bounds on every architecture number (far beyond any real model; they keep an absurd config
 # from allocating anything before it is refused).
 INT_BOUNDS = {
@@ -29,6 +31,7 @@ INT_BOUNDS = {
     "product_surface_vocab_size": (1, 1 << 20), "post_age_granularity_mins": (1, 4800),
     "num_continuous_actions": (0, 4096), "continuous_action_hidden_dim": (1, 1 << 16),
     "vocab_size": (2, (1 << 31) - 1), "modulus": (1, (1 << 63) - 1),
+    "sid_levels": (0, MAX_SID_LEVELS), "sid_codebook": (1, 65535),
 }  # fmt: skip
 MAX_HASHES = 64
 
@@ -176,6 +179,13 @@ class PhoenixConfig:
     fprop_dtype: str = "bfloat16"
     hash: HashConfig = dataclasses.field(default_factory=HashConfig)
     head_names: tuple[str, ...] = ()
+    # Post semantic ids (xfeed's models; upstream's August `use_post_sid`, phoenix_spec.md §4.3):
+    # `sid_levels` codes per post, level k = the post's k-th topic's code, its position in
+    # `sid_topics` + 1 (0 = missing: no k-th topic, or one outside the vocabulary; phoenix.sids).
+    # 0 levels = off: the model, its params and its config.json are exactly as without them.
+    sid_levels: int = 0
+    sid_codebook: int = 256  # codes per level, 1..codebook (the table has codebook + 1 rows)
+    sid_topics: tuple[str, ...] = ()  # the topic vocabulary, code i + 1 = sid_topics[i]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_type", ModelType(self.model_type))
@@ -201,6 +211,15 @@ class PhoenixConfig:
             )
         if self.fprop_dtype not in ("bfloat16", "float32"):
             raise ValueError(f"fprop_dtype must be bfloat16 or float32, got {self.fprop_dtype!r}")
+        check_int("sid_levels", self.sid_levels)
+        check_int("sid_codebook", self.sid_codebook)
+        object.__setattr__(self, "sid_topics", tuple(self.sid_topics))
+        if not all(isinstance(t, str) for t in self.sid_topics):
+            raise ValueError("sid_topics must be strings")
+        if len(self.sid_topics) > self.sid_codebook or len(set(self.sid_topics)) != len(
+            self.sid_topics
+        ):
+            raise ValueError("sid_topics must be distinct and at most sid_codebook of them")
 
     @property
     def emb_size(self) -> int:
@@ -227,6 +246,11 @@ class PhoenixConfig:
         for entity in ("user", "item", "author"):
             h = out["hash"][entity]
             h["scales"], h["biases"] = list(h["scales"]), list(h["biases"])
+        if self.sid_levels:
+            out["sid_topics"] = list(self.sid_topics)
+        else:  # off: config.json stays byte for byte what it was before semantic ids
+            for name in ("sid_levels", "sid_codebook", "sid_topics"):
+                del out[name]
         return {"schema_version": SCHEMA_VERSION, "format": "xfeed", **out}
 
     @classmethod

@@ -111,6 +111,29 @@ def dwell_embedding(
     return jax.nn.gelu(dwell[..., None] @ w1) @ w2
 
 
+def sid_embedding(codes: Array | None, shape: tuple[int, int], levels: int, codebook: int,
+                  emb_size: int) -> jax.Array:  # fmt: skip
+    """Post semantic-id embedding (phoenix_spec.md §4.3, summed levels, no hash level): level k's
+    code c in 0..codebook reads row k·(codebook + 1) + c of `sid_embedding_table`
+    [levels·(codebook + 1), D]; code 0 (missing) reads zeros; the levels are summed.
+
+    Args:
+        codes: [B, N, levels] int (1-indexed, 0 = missing), or None (all missing).
+        shape: (B, N).
+    Returns:
+        [B, N, D] float32.
+    """
+    rows = levels * (codebook + 1)
+    table = hk.get_parameter("sid_embedding_table", (rows, emb_size), jnp.float32,
+                             init=hk.initializers.TruncatedNormal(0.02))  # fmt: skip
+    if codes is None:
+        return jnp.zeros((*shape, emb_size), jnp.float32)
+    codes = jnp.clip(jnp.asarray(codes, jnp.int32), 0, codebook)  # [B, N, L]
+    index = codes + (codebook + 1) * jnp.arange(levels, dtype=jnp.int32)  # [B, N, L]
+    emb = jnp.take(table, index, axis=0) * (codes != 0)[..., None]  # [B, N, L, D], row 0 zero
+    return jnp.sum(emb, axis=2)
+
+
 def block_user_reduce(user_emb: Array, emb_size: int) -> jax.Array:
     """User token: [B, Hu, D] -> reshape [B, 1, Hu·D] @ `proj_mat_1` -> [B, 1, D]."""
     b, hu, d = user_emb.shape
@@ -118,13 +141,14 @@ def block_user_reduce(user_emb: Array, emb_size: int) -> jax.Array:
 
 
 def block_history_reduce(parts: list[jax.Array], emb_size: int) -> jax.Array:
-    """History token: concat(post [B,S,Hi·D], author [B,S,Ha·D], action, surface[, dwell]) along
-    features, then `proj_mat_3` -> [B, S, D]."""
+    """History token: concat(post [B,S,Hi·D], author [B,S,Ha·D], action, surface[, dwell]
+    [, SID]) along features, then `proj_mat_3` -> [B, S, D]."""
     return _project(jnp.concatenate(parts, axis=-1), "proj_mat_3", emb_size)
 
 
 def block_candidate_reduce(parts: list[jax.Array], emb_size: int) -> jax.Array:
-    """Candidate token: concat(post, author, surface, post age) then `proj_mat_2` -> [B, C, D]."""
+    """Candidate token: concat(post, author, surface, post age[, SID]) then `proj_mat_2` ->
+    [B, C, D]."""
     return _project(jnp.concatenate(parts, axis=-1), "proj_mat_2", emb_size)
 
 

@@ -17,6 +17,7 @@ from phoenix import hashing
 from phoenix.batch import RecsysBatch, RecsysEmbeddings
 from phoenix.config import PhoenixConfig
 from phoenix.embeddings import EmbeddingTables
+from phoenix.sids import PostSids
 from safeio.inputs import regular_file
 
 
@@ -79,12 +80,15 @@ def _fit(values: np.ndarray, length: int, dtype: np.dtype) -> np.ndarray:
     return out
 
 
-def history_arrays(history: UserHistory, cfg: PhoenixConfig) -> dict[str, np.ndarray]:
+def history_arrays(
+    history: UserHistory, cfg: PhoenixConfig, sids: PostSids | None = None
+) -> dict[str, np.ndarray]:
     """Hashed history fields for one user, left-aligned: the first S items (upstream keeps the
     first `hist_len`; callers pass the most recent S when that is what they want).
 
     Returns arrays: user_hashes [Hu], history_post_hashes [S, Hi], history_author_hashes [S, Ha],
-    history_actions [S, A], history_product_surface [S], history_continuous_actions [S, 8].
+    history_actions [S, A], history_product_surface [S], history_continuous_actions [S, 8],
+    and with semantic ids (`cfg.sid_levels` > 0, codes from `sids`) history_sids [S, L].
     """
     s, h = cfg.history_seq_len, cfg.hash
     post_ids = _fit(history.post_ids, s, np.int64)
@@ -106,7 +110,26 @@ def history_arrays(history: UserHistory, cfg: PhoenixConfig) -> dict[str, np.nda
         "history_actions": actions,
         "history_product_surface": surface,
         "history_continuous_actions": cont,
+        **sid_arrays("history_sids", post_ids, cfg, sids),
     }
+
+
+def sid_arrays(
+    name: str, post_ids: np.ndarray, cfg: PhoenixConfig, sids: PostSids | None
+) -> dict[str, np.ndarray]:
+    """{name: codes [..., L] int32 of post ids [...]} when the config reads semantic ids, else
+    {} (configs without them build exactly upstream's inputs). The one place model inputs get
+    their codes: serving (`Ranker`), `xfeed eval` and training all come through here."""
+    if not cfg.sid_levels:
+        return {}
+    if sids is None:
+        raise ValueError(
+            f"this ranker reads post semantic ids ({cfg.sid_levels} levels from post topics): "
+            "it needs the world's post topics"
+        )
+    if sids.levels != cfg.sid_levels:
+        raise ValueError(f"post SIDs have {sids.levels} levels, the model {cfg.sid_levels}")
+    return {name: sids.codes_of(post_ids)}
 
 
 def make_batch(
@@ -117,9 +140,10 @@ def make_batch(
     candidate_product_surface: np.ndarray | None = None,  # [C]
     impression_ts: int | None = None,  # seconds; with creation ts -> post-age buckets
     candidate_creation_ts: np.ndarray | None = None,  # [C] seconds
+    sids: PostSids | None = None,  # post id -> SID codes (configs with sid_levels > 0)
 ) -> RecsysBatch:
     """A B=1 batch for one user and C candidates (C is the given length, no padding added)."""
-    h = history_arrays(history, cfg)
+    h = history_arrays(history, cfg, sids)
     cand_posts = hashing.as_int64_ids(candidate_post_ids)
     c = len(cand_posts)
     cand_authors = np.where(cand_posts == 0, 0, hashing.as_int64_ids(candidate_author_ids))
@@ -144,6 +168,8 @@ def make_batch(
         history_continuous_actions=h["history_continuous_actions"][None],
         candidate_impr_ts=impr,
         candidate_post_creation_ts=creation,
+        **{k: v[None] for k, v in sid_arrays("candidate_sids", cand_posts, cfg, sids).items()},
+        **({"history_sids": h["history_sids"][None]} if "history_sids" in h else {}),
     )
 
 

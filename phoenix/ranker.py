@@ -69,6 +69,7 @@ class PhoenixModel(hk.Module):
                     c.dwell_norm_scale,
                     c.dwell_use_log,
                 ).astype(dtype),
+                *self.sid_parts(batch.history_sids, (b, s)),  # [B, S, D] with semantic ids
             ],
             d,
         )  # [B, S, D]
@@ -105,9 +106,19 @@ class PhoenixModel(hk.Module):
                 (jax.nn.one_hot(age, c.post_age_vocab_size, dtype=jnp.float32) @ age_table).astype(
                     dtype
                 ),
+                *self.sid_parts(batch.candidate_sids, jnp.shape(batch.candidate_product_surface)),
             ],
             d,
         )
+
+    def sid_parts(self, codes, shape: tuple[int, int]) -> list[jax.Array]:
+        """[the SID embedding [B, N, D] in the compute dtype] when the config has semantic ids,
+        else [] (the model is then exactly upstream's); history and candidates share the table."""
+        c = self.cfg
+        if not c.sid_levels:
+            return []
+        emb = features.sid_embedding(codes, shape, c.sid_levels, c.sid_codebook, c.emb_size)
+        return [emb.astype(jnp.dtype(c.fprop_dtype))]
 
     def __call__(self, batch: RecsysBatch, emb: RecsysEmbeddings) -> RankerOutput:
         c = self.cfg

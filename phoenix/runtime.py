@@ -21,8 +21,9 @@ from phoenix.cached import bucket, cached_probs_fn, probabilities
 from phoenix.config import PhoenixConfig
 from phoenix.device import current_platform, full_precision
 from phoenix.embeddings import EmbeddingTables
-from phoenix.inputs import UserHistory, embed_batch, make_batch
+from phoenix.inputs import UserHistory, embed_batch, make_batch, sid_arrays
 from phoenix.params import FlatParams, unflatten, validate
+from phoenix.sids import PostSids
 
 # ranker calls dispatched and not yet read back in `rank_many` (each holds its inputs, its
 # embeddings and its probabilities): enough to keep XLA busy while the next inputs are built
@@ -91,7 +92,11 @@ class Ranker:
     PATHS = ("reference", "cached")
 
     def __init__(
-        self, ckpt: PhoenixCheckpoint, path: str = "reference", upstream_sigmoid: bool = False
+        self,
+        ckpt: PhoenixCheckpoint,
+        path: str = "reference",
+        upstream_sigmoid: bool = False,
+        sids: PostSids | None = None,  # post id -> SID codes: needed when config.sid_levels > 0
     ):
         if not ckpt.config.is_ranker:
             raise ValueError("Ranker needs a ranker checkpoint")
@@ -99,6 +104,8 @@ class Ranker:
             raise ValueError(f"ranker path must be one of {self.PATHS}, got {path!r}")
         self.path = path
         self.upstream_sigmoid = upstream_sigmoid
+        self.sids = sids
+        sid_arrays("history_sids", np.zeros(0, np.int64), ckpt.config, sids)  # refused early
         self.ckpt = ckpt
         self.config = ckpt.config
         self.params = jax.device_put(unflatten(ckpt.params))  # on device once, not per call
@@ -137,6 +144,7 @@ class Ranker:
                 _padded(product_surface, sl, cs, np.int32),
                 impression_ts,
                 _padded(creation_ts, sl, cs, np.int64),
+                self.sids,
             )
             emb = embed_batch(batch, self.ckpt.tables, self.config)
             p = np.asarray(self._probs(self.params, batch, emb))  # [1, cs, A]
@@ -175,7 +183,8 @@ class Ranker:
                 group = members[start : start + users_per_call]
                 rows = [make_batch(histories[i], cfg,
                                    _padded(post_ids[i], slice(0, None), size, np.int64),
-                                   _padded(author_ids[i], slice(0, None), size, np.int64))
+                                   _padded(author_ids[i], slice(0, None), size, np.int64),
+                                   sids=self.sids)
                         for i in group]  # fmt: skip
                 rows += [rows[0]] * (users_per_call - len(rows))
                 batch = RecsysBatch(*(None if xs[0] is None else np.concatenate(xs)
@@ -226,7 +235,7 @@ class Ranker:
             history, self.config,
             _padded(post_ids, sl, size, np.int64), _padded(author_ids, sl, size, np.int64),
             _padded(product_surface, sl, size, np.int32), impression_ts,
-            _padded(creation_ts, sl, size, np.int64),
+            _padded(creation_ts, sl, size, np.int64), self.sids,
         )  # fmt: skip
         return batch, embed_batch(batch, self.ckpt.tables, self.config)
 

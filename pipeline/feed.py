@@ -55,11 +55,14 @@ def _world(path: str) -> WorldData:
 
 
 @functools.lru_cache(maxsize=4)
-def _ranker(checkpoint: str, path: str) -> Ranker:
+def _ranker(checkpoint: str, path: str, world: str) -> Ranker:
+    """The checkpoint's ranker; one that reads post semantic ids gets the world's post topics."""
     from checkpoints.formats import load_model  # noqa: PLC0415 (JAX only where a model runs)
     from phoenix.runtime import Ranker  # noqa: PLC0415
+    from world.sequences import load_post_sids  # noqa: PLC0415
 
-    ranker = Ranker(load_model(checkpoint, ModelType.RANKER)[0], path=path)
+    ckpt = load_model(checkpoint, ModelType.RANKER)[0]
+    ranker = Ranker(ckpt, path=path, sids=load_post_sids(world, ckpt.config))
     gc.freeze()
     return ranker
 
@@ -113,7 +116,7 @@ def build_pipeline(query: FeedQuery, parts: frozenset[str] = PARTS) -> Candidate
             path = _corpus_path(r.checkpoint, r.world, r.corpus)
             sources.append(PhoenixRetrievalSource(*_retrieval(r.checkpoint, path), world))
     if "scorers" in parts:
-        ranker = s.PhoenixScorer(_ranker(r.checkpoint, p.ranker))
+        ranker = s.PhoenixScorer(_ranker(r.checkpoint, p.ranker, r.world))
         scorers = [ranker, s.WeightedScorer(), s.ChronoScorer()] if chrono else [
             ranker,
             s.WeightedScorer(),

@@ -10,8 +10,9 @@ import pytest
 
 from phoenix.actions import ActionName as A
 from phoenix.config import ModelType
+from training.examples import item_labels, retrieval_examples
 from training.steps import TrainConfig, _own_masks, contrastive_loss
-from training.trainer import holdout_points, item_labels, model_config, retrieval_examples
+from training.trainer import holdout_points, model_config
 from world.sequences import Sequences
 
 
@@ -131,7 +132,8 @@ def log_world(tmp_path_factory):
 
 
 def test_sampled_negatives_are_items_the_user_never_touched(log_world):
-    from training.trainer import model_config, ranker_examples
+    from training.examples import ranker_examples
+    from training.trainer import model_config
     from world.sequences import load_sequences
 
     cfg = model_config("ranker")
@@ -222,7 +224,8 @@ class _OneHotRetriever:
 
 
 def test_retrieval_negatives_come_from_the_retrieval_top_and_never_the_users_items(log_world):
-    from training.trainer import model_config, ranker_examples, retrieval_pool, training_catalogue
+    from training.examples import ranker_examples, retrieval_pool, training_catalogue
+    from training.trainer import model_config
     from world.sequences import load_sequences
 
     cfg = model_config("ranker")
@@ -336,8 +339,9 @@ def test_id_penalty_by_hand_covers_user_and_post_ids_not_authors():
 
 
 def test_id_l2_adds_its_penalty_to_the_ranker_training_loss(log_world):
+    from training.examples import ranker_examples
     from training.steps import init_state, train_ranker
-    from training.trainer import model_config, ranker_examples
+    from training.trainer import model_config
     from world.sequences import load_sequences
 
     cfg = model_config("ranker", history=8)
@@ -371,8 +375,8 @@ def test_reorder_metrics_by_hand():
 
 
 def test_reorder_validation_holds_out_the_last_training_item(log_world):
+    from training.examples import reorder_validation, training_catalogue
     from training.reorder import reorder_points
-    from training.trainer import reorder_validation, training_catalogue
     from world.sequences import load_sequences
 
     cfg = model_config("ranker")

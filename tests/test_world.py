@@ -12,14 +12,9 @@ import pytest
 
 from checkpoints.formats import load_model
 from training import metrics
+from training.examples import ranker_examples, retrieval_examples
 from training.steps import TrainConfig
-from training.trainer import (
-    default_train_config,
-    model_config,
-    ranker_examples,
-    retrieval_examples,
-    train_model,
-)
+from training.trainer import default_train_config, model_config, train_model
 from world.sequences import load_sequences, split_points
 from world.synth import SynthConfig, synth_world
 from xfeed_cli.main import app
@@ -195,7 +190,7 @@ def test_cli_synth_train_index_eval(tmp_path, runner):
 
 
 def test_ranker_example_histories_are_built_on_demand_and_equal_the_stacked_arrays(tiny_world):
-    from training.trainer import HISTORY_FIELDS, _history_block
+    from training.examples import HISTORY_FIELDS, _history_block
 
     cfg = model_config("ranker")
     seq = load_sequences(tiny_world, cfg.num_actions)

@@ -28,7 +28,7 @@ from phoenix.config import ModelType
 from phoenix.inputs import UserHistory
 from phoenix.runtime import Ranker, Retriever
 from training import metrics
-from world.sequences import Sequences, load_sequences, split_points
+from world.sequences import Sequences, load_post_sids, load_sequences, split_points
 from world.tables import read_table
 
 FAV = ActionName.SERVER_TWEET_FAV
@@ -86,7 +86,7 @@ def evaluate_ranker(checkpoint: Path | str, world: Path | str, seed: int = 0) ->
     cfg = ckpt.config
     data = load_split(world, cfg.num_actions)
     seq, split = data.seq, data.split
-    ranker = Ranker(ckpt)
+    ranker = Ranker(ckpt, sids=load_post_sids(world, cfg))
     all_probs, all_labels, per_user = [], [], []
     for u in range(len(seq.user_ids)):
         lo, hi = int(split[u]), int(seq.offsets[u + 1])

@@ -31,7 +31,7 @@ from phoenix.actions import ActionName
 from phoenix.config import ModelType
 from phoenix.runtime import Ranker, Retriever
 from training.evaluation import user_history
-from world.sequences import Sequences, load_sequences, loo_points
+from world.sequences import Sequences, load_post_sids, load_sequences, loo_points
 from world.tables import WorldError, read_table, read_world_json
 
 FAV = ActionName.SERVER_TWEET_FAV
@@ -179,7 +179,7 @@ def evaluate_loo(
         pairs = zip(split.users, split.target, strict=True)
         reps = r.encode_users([user_history(seq, int(u), int(t), hl) for u, t in pairs])  # [U', D]
         out_ranks["retrieval"], out_ranks["retrieve-then-rank"] = [], []
-        rk = Ranker(ranker) if ranker is not None else None
+        rk = None if ranker is None else Ranker(ranker, sids=load_post_sids(world, ranker.config))
         # candidates are shown on the log's usual surface (as the ranker's training candidates)
         surface = int(np.bincount(seq.surface).argmax()) if len(seq.surface) else 0
         for j in range(len(split.users)):

@@ -42,9 +42,9 @@ def reorder_examples(
 ) -> dict[str, np.ndarray]:
     """Ranker rows of each validated user's candidates. `cuts` [(user, target index)],
     `pool` [len(cuts), K] catalogue rows of retrieval's top K for the history before each
-    target (the history's items left out: `trainer.retrieval_pool(history_only=True)`).
+    target (the history's items left out: `examples.retrieval_pool(history_only=True)`).
     Per user whose target is in its pool: rows of C candidates (the fields of
-    `trainer.ranker_examples` but the history, on product surface `surface`), `is_target`
+    `examples.ranker_examples` but the history, on product surface `surface`), `is_target`
     [E, C] marking the held-out item, `group` [E] the user's index in `cuts`, `history_lo` /
     `history_cut` [E] the items the history is built from; `users`: len(cuts) (a target
     retrieval missed is a miss)."""

@@ -7,7 +7,7 @@
   temperature 0.1 · exp(log_temperature) learned (upstream's August two-tower, spec §4.6).
 The embedding tables are trained with the model (looked up inside the jitted step).
 
-Examples are numpy dicts of hashed rows (see `training.trainer`), with the shapes of
+Examples are numpy dicts of hashed rows (see `training.examples`), with the shapes of
 `RecsysBatch` plus labels: `labels` [E, C, A], and for retrieval `pos_post` / `pos_author` rows.
 """
 

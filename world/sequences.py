@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from phoenix.config import PhoenixConfig
+from phoenix.sids import PostSids, build_vocab, topic_codes
 from world.tables import read_table
 
 
@@ -140,3 +142,31 @@ def loo_points(seq: Sequences, relevant: int | None = None) -> np.ndarray:
         if len(ok):
             out[u] = ok[-1]
     return out
+
+
+def post_topics(world: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every created post's topics: (post ids [P] int64, topic values [V] str, offsets [P + 1]),
+    post p's topics = values[offsets[p]:offsets[p + 1]] in the table's order (null = none)."""
+    t = read_table(world, "posts", ["event", "post_id", "topics"])
+    t = t.filter(pc.equal(t.column("event"), "create"))
+    topics = pc.fill_null(t.column("topics"), pa.scalar([], t.schema.field("topics").type))
+    topics = topics.combine_chunks() if t.num_rows else pa.array([], topics.type)
+    values = topics.flatten().to_numpy(zero_copy_only=False).astype(str)
+    offsets = (topics.offsets.to_numpy() - topics.offsets[0].as_py()).astype(np.int64)
+    return t.column("post_id").to_numpy().astype(np.int64), values, offsets
+
+
+def sid_vocab(world: Path | str, codebook: int) -> tuple[str, ...]:
+    """The topic vocabulary of a world's posts (phoenix.sids.build_vocab): what a model trained
+    on it saves as `sid_topics`. Topics are post metadata, not engagement: every post counts."""
+    return build_vocab(post_topics(world)[1], codebook)
+
+
+def load_post_sids(world: Path | str, cfg: PhoenixConfig) -> PostSids | None:
+    """Post id -> SID codes of every post of the world under the model's vocabulary (None when
+    the model reads no semantic ids). The one source of codes for training, `xfeed eval` and
+    serving."""
+    if not cfg.sid_levels:
+        return None
+    ids, values, offsets = post_topics(world)
+    return PostSids.of(ids, topic_codes(values, offsets, cfg.sid_topics, cfg.sid_levels))
