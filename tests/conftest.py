@@ -140,3 +140,19 @@ def planted_worlds(tmp_path_factory) -> dict[str, Path]:
         pop.run_population(pop.world_user_ids(str(world)), spec, root / f"{name}-chrono")
         out[name], out[f"{name}-chrono"] = world, root / f"{name}-chrono"
     return out
+
+
+@pytest.fixture(scope="session")
+def sid_world(tmp_path_factory) -> tuple[Path, Path]:
+    """(a 30-user synthetic world, a checkpoint dir whose ranker reads post semantic ids),
+    trained for 3 steps with the synthetic defaults (SIDs on), history 8."""
+    import dataclasses  # noqa: PLC0415
+
+    from training.trainer import default_train_config, train_model  # noqa: PLC0415
+    from world.synth import SynthConfig, synth_world  # noqa: PLC0415
+
+    root = tmp_path_factory.mktemp("sid")
+    synth_world(root / "w", SynthConfig(users=30, seed=4))
+    tc = dataclasses.replace(default_train_config("ranker"), steps=3, batch_size=4)
+    train_model("ranker", root / "w", root / "ck", train_config=tc, history=8)
+    return root / "w", root / "ck"

@@ -38,5 +38,7 @@ def test_train_and_index_build_write_the_same_bytes_twice(tmp_path, runner):
     assert "ck/ranker/config.json" in runs[0] and "ck/.xfeed-output" not in runs[0]
     for name in runs[0]:
         assert runs[0][name] == runs[1][name], name
-    prov = json.loads(runs[0]["ck/ranker/config.json"])["provenance"]
+    ranker = json.loads(runs[0]["ck/ranker/config.json"])
+    assert ranker["sid_levels"] == 1 and len(ranker["sid_topics"]) > 1  # synthetic default
+    prov = ranker["provenance"]
     assert "seconds" not in prov and prov["validation"]["step"] == 4

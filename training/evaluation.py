@@ -28,7 +28,7 @@ from phoenix.config import ModelType
 from phoenix.inputs import UserHistory
 from phoenix.runtime import Ranker, Retriever
 from training import metrics
-from world.sequences import Sequences, load_post_sids, load_sequences, split_points
+from world.sequences import Sequences, attach_post_inputs, load_sequences, split_points
 from world.tables import read_table
 
 FAV = ActionName.SERVER_TWEET_FAV
@@ -85,15 +85,17 @@ def evaluate_ranker(checkpoint: Path | str, world: Path | str, seed: int = 0) ->
     ckpt, prov = load_model(checkpoint, ModelType.RANKER)
     cfg = ckpt.config
     data = load_split(world, cfg.num_actions)
-    seq, split = data.seq, data.split
-    ranker = Ranker(ckpt, sids=load_post_sids(world, cfg))
+    seq, split = attach_post_inputs(data.seq, world, cfg), data.split
+    ranker = Ranker(ckpt, sids=seq.sids)
     all_probs, all_labels, per_user = [], [], []
     for u in range(len(seq.user_ids)):
         lo, hi = int(split[u]), int(seq.offsets[u + 1])
         if hi - lo < 1:
             continue
         history = user_history(seq, u, lo, cfg.history_seq_len)
-        probs = ranker.rank(history, seq.post_id[lo:hi], seq.author_id[lo:hi], seq.surface[lo:hi])
+        # scored as serving scores them: a retweet as its source post by the source's author
+        posts, authors = seq.as_served(seq.post_id[lo:hi], seq.author_id[lo:hi])
+        probs = ranker.rank(history, posts, authors, seq.surface[lo:hi])
         labels = seq.actions[lo:hi, : cfg.num_actions]
         all_probs.append(probs)
         all_labels.append(labels)

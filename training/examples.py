@@ -17,6 +17,7 @@ import numpy as np
 from phoenix import hashing
 from phoenix.actions import ActionName
 from phoenix.config import PhoenixConfig
+from phoenix.inputs import sid_arrays
 from phoenix.runtime import Retriever
 from training.evaluation import user_history
 from training.reorder import reorder_examples
@@ -46,6 +47,7 @@ def _history_block(seq: Sequences, cfg: PhoenixConfig, lo: int, hi: int) -> dict
         "history_actions": actions,
         "history_product_surface": surface,
         "history_continuous_actions": cont,
+        **sid_arrays("history_sids", posts, cfg, seq.sids),  # [S, L] with semantic ids
     }
 
 
@@ -55,6 +57,11 @@ def _stack(rows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 HISTORY_FIELDS = ("history_post_hashes", "history_author_hashes", "history_actions",
                   "history_product_surface", "history_continuous_actions")  # fmt: skip
+
+
+def history_fields(cfg: PhoenixConfig) -> tuple[str, ...]:
+    """The history fields of a model's rows: HISTORY_FIELDS, and history_sids with SIDs."""
+    return HISTORY_FIELDS + (("history_sids",) if cfg.sid_levels else ())
 
 
 class HistoryBlocks:
@@ -190,7 +197,7 @@ def ranker_examples(
         k = stop - cut
         posts = np.zeros(c, np.int64)
         authors = np.zeros(c, np.int64)
-        posts[:k], authors[:k] = seq.post_id[cut:stop], seq.author_id[cut:stop]
+        posts[:k], authors[:k] = seq.as_served(seq.post_id[cut:stop], seq.author_id[cut:stop])
         labels = np.zeros((c, cfg.num_actions), np.uint8)
         labels[:k] = seq.actions[cut:stop, : cfg.num_actions]
         surface = np.zeros(c, np.int32)
@@ -202,8 +209,9 @@ def ranker_examples(
             more = np.searchsorted(cum, rng.random(4 * n_neg), side="right")
             more = more[~np.isin(cat_id[more], mine) & ~np.isin(more, draw)]
             draw = np.concatenate([draw, more[: n_neg - len(draw)]])
-        posts[k : k + len(draw)] = cat_id[draw]
-        authors[k : k + len(draw)] = cat_author[draw]
+        posts[k : k + len(draw)], authors[k : k + len(draw)] = seq.as_served(
+            cat_id[draw], cat_author[draw]
+        )
         surface[k : k + len(draw)] = 1
         k += len(draw)
         weights = np.zeros(c, np.float32)
@@ -215,6 +223,7 @@ def ranker_examples(
             "user_hashes": hashing.user_rows(seq.user_ids[u], h).astype(np.int32),
             "candidate_post_hashes": hashing.item_rows(posts, h).astype(np.int32),
             "candidate_author_hashes": hashing.author_rows(authors, h).astype(np.int32),
+            **sid_arrays("candidate_sids", posts, cfg, seq.sids),  # [C, L] with SIDs
             "candidate_product_surface": surface,
             "labels": labels,
             "weights": weights,
@@ -224,7 +233,7 @@ def ranker_examples(
         raise ValueError("no user has enough training items for a ranker example")
     out = _stack(rows)
     blocks = HistoryBlocks(seq, cfg, history_lo, np.array([c for _, c in cuts], np.int64))
-    return {**out, **{name: HistoryField(blocks, name) for name in HISTORY_FIELDS}}
+    return {**out, **{name: HistoryField(blocks, name) for name in history_fields(cfg)}}
 
 
 def reorder_validation(
@@ -245,7 +254,7 @@ def reorder_validation(
                           history_only=True)  # fmt: skip
     out = reorder_examples(seq, cfg, cuts, pool, (cat_id, cat_author), surface)
     blocks = HistoryBlocks(seq, cfg, out.pop("history_lo"), out.pop("history_cut"))
-    return {**out, **{name: HistoryField(blocks, name) for name in HISTORY_FIELDS}}
+    return {**out, **{name: HistoryField(blocks, name) for name in history_fields(cfg)}}
 
 
 # Upstream's August retrieval labels (spec §4.6): a positive is valid only without any of these.

@@ -18,6 +18,7 @@ import numpy as np
 
 from phoenix import hashing
 from phoenix.config import PhoenixConfig
+from phoenix.inputs import sid_arrays
 from training.metrics import auc
 from world.sequences import Sequences
 
@@ -60,17 +61,18 @@ def reorder_examples(
             k = len(part)
             posts = np.zeros(c, np.int64)
             authors = np.zeros(c, np.int64)
-            posts[:k], authors[:k] = cat_id[part], cat_author[part]
+            posts[:k], authors[:k] = seq.as_served(cat_id[part], cat_author[part])
             weights = np.zeros(c, np.float32)
             weights[:k] = 1.0
             rows.append({
                 "user_hashes": hashing.user_rows(seq.user_ids[u], h).astype(np.int32),
                 "candidate_post_hashes": hashing.item_rows(posts, h).astype(np.int32),
                 "candidate_author_hashes": hashing.author_rows(authors, h).astype(np.int32),
+                **sid_arrays("candidate_sids", posts, cfg, seq.sids),  # [C, L] with SIDs
                 "candidate_product_surface": np.where(weights > 0, surface, 0).astype(np.int32),
                 "labels": np.zeros((c, cfg.num_actions), np.uint8),
                 "weights": weights,
-                "is_target": (posts == seq.post_id[t]) & (weights > 0),
+                "is_target": np.r_[cat_id[part] == seq.post_id[t], np.zeros(c - k, bool)],
             })  # fmt: skip
             groups.append(g)
             lo.append(int(seq.offsets[u]))

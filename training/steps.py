@@ -39,7 +39,7 @@ Progress = Callable[[int, int, float], None]  # (step, total, loss)
 BATCH_FIELDS = (
     "user_hashes", "history_post_hashes", "history_author_hashes", "history_actions",
     "history_product_surface", "candidate_post_hashes", "candidate_author_hashes",
-    "candidate_product_surface", "history_continuous_actions",
+    "candidate_product_surface", "history_continuous_actions", "history_sids", "candidate_sids",
 )  # fmt: skip
 
 
@@ -142,7 +142,7 @@ def embed(tables: dict[str, jax.Array], batch: RecsysBatch, cfg: PhoenixConfig) 
 
 
 def _batch(ex: dict[str, np.ndarray], idx: np.ndarray) -> RecsysBatch:
-    fields = {k: ex[k][idx] for k in BATCH_FIELDS}
+    fields = {k: ex[k][idx] for k in BATCH_FIELDS if k in ex}  # SIDs: models with sid_levels
     fields["history_actions"] = fields["history_actions"].astype(np.float32)
     return RecsysBatch(**fields)
 

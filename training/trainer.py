@@ -34,7 +34,14 @@ from training.steps import (
     train_ranker,
     train_retrieval,
 )
-from world.sequences import Sequences, load_sequences, loo_points, split_points
+from world.sequences import (
+    Sequences,
+    attach_post_inputs,
+    load_sequences,
+    loo_points,
+    sid_vocab,
+    split_points,
+)
 from world.tables import read_world_json
 
 # Vocabularies of the bundled tiny preset: a few thousand users/authors, tens of thousands of posts.
@@ -53,6 +60,15 @@ IMPORTED_RANKER_HISTORY = 32
 SYNTH_ID_L2 = 1e-5
 # Ranker slots drawn from a retrieval model's top candidates when one is given (--negatives-from).
 RETRIEVAL_NEGATIVES = 8
+# Post semantic ids (phoenix.sids) the ranker reads by default: the synthetic world's posts have
+# one topic each (level 0); 0 = off. Codebook: upstream's 256 codes per level.
+SYNTH_SID_LEVELS = 1
+SID_CODEBOOK = 256
+
+
+def default_sid_levels(model_type: ModelType | str, imported: bool = False) -> int:
+    """Semantic-id levels a model trained on a world reads unless told (`--sid-levels`)."""
+    return SYNTH_SID_LEVELS if ModelType(model_type) is ModelType.RANKER and not imported else 0
 
 
 def default_train_config(model_type: ModelType | str, imported: bool = False) -> TrainConfig:
@@ -105,11 +121,14 @@ def model_config(
     preset: Preset = Preset.TINY,
     history: int | None = None,
     vocab: dict[str, int] | None = None,
+    sid_levels: int = 0,
+    sid_topics: tuple[str, ...] = (),
 ) -> PhoenixConfig:
     """The architecture trained on worlds: the preset's transformer, 64 heads (ActionName
     0..63), float32 compute, vocab sized for synthetic worlds (or `vocab`: rows per entity,
     tiny preset), right-anchored RoPE (every candidate at the same position: its score does not
-    depend on where it sits in the list); `history` overrides the history length."""
+    depend on where it sits in the list); `history` overrides the history length;
+    `sid_levels` > 0: post semantic ids from topics under the vocabulary `sid_topics`."""
     base = Preset(preset).config(model_type)
     if preset is Preset.TINY and ModelType(model_type) is ModelType.RANKER:
         base = base.replace(history_seq_len=TINY_RANKER_HISTORY)
@@ -124,8 +143,11 @@ def model_config(
         head_names=(),
         fprop_dtype="float32",
         hash=hashes,
-        right_anchored_rope=True,
-    )  # a score never depends on list position
+        right_anchored_rope=True,  # a score never depends on list position
+        sid_levels=sid_levels,
+        sid_codebook=SID_CODEBOOK,
+        sid_topics=sid_topics if sid_levels else (),
+    )
 
 
 HOLDOUTS = {
@@ -169,12 +191,15 @@ def train_model(
     log: Log | None = None,
     history: int | None = None,
     negatives_from: Path | str | None = None,
+    sid_levels: int | None = None,
 ) -> dict[str, Any]:
     """Train one model on a world and write it to `out/<model_type>` (xfeed format); `log`
     receives one record per validation evaluation. Returns the provenance written (no timings:
     the same inputs give the same bytes) plus `seconds`, the training's wall-clock time.
     Ranker: `negatives_from`, a retrieval checkpoint (bundle or model directory) whose top
-    candidates fill `train_config.retrieval_negatives` slots per example."""
+    candidates fill `train_config.retrieval_negatives` slots per example. `sid_levels`: post
+    semantic-id levels (default `default_sid_levels`; the ranker only), the topic vocabulary
+    built from the world's posts and saved in the config."""
     model_type = ModelType(model_type)
     meta_in = read_world_json(world)
     imported = bool(meta_in.get("imported"))
@@ -183,11 +208,16 @@ def train_model(
         history = IMPORTED_RANKER_HISTORY
     sized = imported and model_type is ModelType.RETRIEVAL
     vocab = world_vocab(meta_in.get("rows", {})) if sized else None
-    cfg = model_config(model_type, preset, history, vocab)
+    if sid_levels is None:
+        sid_levels = default_sid_levels(model_type, imported)
+    if sid_levels and model_type is not ModelType.RANKER:
+        raise ValueError("post semantic ids are a ranker input (--sid-levels 0 for retrieval)")
+    topics = sid_vocab(world, SID_CODEBOOK) if sid_levels else ()
+    cfg = model_config(model_type, preset, history, vocab, sid_levels, topics)
     target = Path(out) / str(model_type)
     check_target(target, CHECKPOINT_OUTPUT, force, [world])  # before minutes of training
     t0 = time.perf_counter()
-    seq = load_sequences(world, cfg.num_actions)
+    seq = attach_post_inputs(load_sequences(world, cfg.num_actions), world, cfg)
     split = holdout_points(seq, train_config)
     train_end, valid = split, None
     by_reorder = train_config.select_by == "reorder"

@@ -35,9 +35,25 @@ class Sequences:
     actions: np.ndarray  # [N, A] uint8 multi-hot by ActionName (0/1)
     dwell_s: np.ndarray  # [N] float32 (0 when unknown)
     surface: np.ndarray  # [N] int32 product surface
+    # What model inputs read of the world's posts (`attach_post_inputs`): post id -> semantic-id
+    # codes, and retweet id -> (source post id, source author id), each sorted by the first id.
+    sids: PostSids | None = None
+    sources: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def user_slice(self, i: int) -> slice:
         return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+
+    def as_served(self, post_ids: np.ndarray, author_ids: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(post ids, author ids) [N] as serving scores them (`PhoenixScorer`, as upstream keys
+        a retweet by its original): a retweet as its source post by the source's author."""
+        posts, authors = np.asarray(post_ids, np.int64), np.asarray(author_ids, np.int64)
+        if self.sources is None or not len(self.sources[0]) or not len(posts):
+            return posts, authors
+        ids, src, src_author = self.sources
+        at = np.minimum(np.searchsorted(ids, posts), len(ids) - 1)
+        rt = ids[at] == posts  # as the scorer: a missing source author keeps the retweeter
+        return (np.where(rt & (src[at] != 0), src[at], posts),
+                np.where(rt & (src_author[at] != 0), src_author[at], authors))  # fmt: skip
 
     def index_of(self, user_id: int) -> int:
         i = int(np.searchsorted(self.user_ids, user_id))
@@ -170,3 +186,23 @@ def load_post_sids(world: Path | str, cfg: PhoenixConfig) -> PostSids | None:
         return None
     ids, values, offsets = post_topics(world)
     return PostSids.of(ids, topic_codes(values, offsets, cfg.sid_topics, cfg.sid_levels))
+
+
+def retweet_sources(world: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(retweet post ids [R] sorted, their source post ids [R], source author ids [R])."""
+    t = read_table(world, "posts", ["event", "post_id", "source_post_id", "source_user_id"])
+    t = t.filter(pc.and_(pc.equal(t.column("event"), "create"),
+                         pc.is_valid(t.column("source_post_id"))))  # fmt: skip
+    ids = t.column("post_id").to_numpy().astype(np.int64)
+    src = t.column("source_post_id").to_numpy().astype(np.int64)
+    author = pc.fill_null(t.column("source_user_id"), 0).to_numpy().astype(np.int64)
+    order = np.argsort(ids, kind="stable")
+    return ids[order], src[order], author[order]
+
+
+def attach_post_inputs(seq: Sequences, world: Path | str, cfg: PhoenixConfig) -> Sequences:
+    """`seq` with what the ranker's inputs read of the world's posts: the SID codes under the
+    model's vocabulary (`load_post_sids`) and the retweet sources (`Sequences.as_served`)."""
+    seq.sids = load_post_sids(world, cfg)
+    seq.sources = retweet_sources(world)
+    return seq

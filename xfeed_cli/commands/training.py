@@ -138,6 +138,16 @@ def train(
             "see README, Training recipe).",
         ),
     ] = None,
+    sid_levels: Annotated[
+        int | None,
+        typer.Option(
+            "--sid-levels",
+            min=0,
+            max=16,
+            help="Ranker: post semantic-id levels read from the posts' topics (level k = the "
+            "k-th topic; 0 = off; default 1 on synthetic worlds, 0 on imported ones).",
+        ),
+    ] = None,
     log_file: Annotated[
         Path | None, typer.Option("--log", help="Write validation records here (JSONL).")
     ] = None,
@@ -205,7 +215,8 @@ def train(
 
         meta = trainer.train_model(model, world, ckpt_out, preset=preset, train_config=tc,
                                    progress=progress, log=log, force=force,
-                                   history=history, negatives_from=negatives_from)  # fmt: skip
+                                   history=history, negatives_from=negatives_from,
+                                   sid_levels=sid_levels)  # fmt: skip
     if log_file is not None:
         write_lines(records, log_file)
     err.print(
