@@ -50,7 +50,7 @@ def _scores(world: Path, ckpt: Path, top: int) -> dict[str, np.ndarray]:
     head = int(ActionName[consumed] if consumed else ActionName.SERVER_TWEET_FAV)
     tiebreak = np.random.default_rng(0).permutation(len(split.catalogue))  # as evaluate_loo
     pop = baseline_scores(split)["popularity"][0]  # [I] training users per item
-    retriever = Retriever(ret)
+    retriever = Retriever(ret, sids=load_post_sids(world, ret.config))
     ranker = Ranker(rk_ckpt, sids=load_post_sids(world, rk_ckpt.config))
     emb = retriever.encode_posts(split.catalogue, split.catalogue_authors)  # [I, D]
     hl = ret.config.history_seq_len

@@ -41,8 +41,12 @@ class CandidateTower(hk.Module):
         self,
         post_emb: Array,  # [B, C, Hi, D]
         author_emb: Array,  # [B, C, Ha, D]
+        sid_emb: Array | None = None,  # [B, C, D]: the post's semantic-id token (sid_levels > 0)
     ) -> jax.Array:  # [B, C, D] float32, unit norm
-        x = jnp.concatenate([jnp.asarray(post_emb), jnp.asarray(author_emb)], axis=2)
+        tokens = [jnp.asarray(post_emb), jnp.asarray(author_emb)]
+        if sid_emb is not None:  # one more token, as upstream's August tower's SID token
+            tokens.append(jnp.asarray(sid_emb, jnp.float32)[:, :, None, :])
+        x = jnp.concatenate(tokens, axis=2)
         x = x.astype(jnp.float32)  # [B, C, K, D]
         if not self.enable_linear_proj:
             return l2_normalize(jnp.mean(x, axis=2))
@@ -84,6 +88,7 @@ class PhoenixRetrievalModel(hk.Module):
                 features.product_surface_embedding(
                     batch.history_product_surface, c.product_surface_vocab_size, d
                 ).astype(dtype),
+                *self.sid_parts(batch.history_sids, jnp.shape(batch.history_product_surface)),
             ],
             d,
         )  # [B, S, D]
@@ -101,10 +106,23 @@ class PhoenixRetrievalModel(hk.Module):
         norm = jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(mean), axis=-1, keepdims=True), EPS))
         return l2_normalize(mean), norm
 
-    def build_candidate_representation(self, post_emb: Array, author_emb: Array) -> jax.Array:
-        """Candidate tower: [B, C, Hi, D], [B, C, Ha, D] -> [B, C, D] unit norm."""
+    def sid_parts(self, codes: Array | None, shape: tuple[int, int]) -> list[jax.Array]:
+        """[the SID embedding [B, N, D] in the compute dtype] with semantic ids, else []; the
+        user tower's history and the candidate tower share the table."""
+        c = self.cfg
+        if not c.sid_levels:
+            return []
+        emb = features.sid_embedding(codes, shape, c.sid_levels, c.sid_codebook, c.emb_size)
+        return [emb.astype(jnp.dtype(c.fprop_dtype))]
+
+    def build_candidate_representation(
+        self, post_emb: Array, author_emb: Array, sids: Array | None = None
+    ) -> jax.Array:
+        """Candidate tower: [B, C, Hi, D], [B, C, Ha, D] (and SID codes [B, C, L] when the
+        config reads semantic ids: one more token) -> [B, C, D] unit norm."""
         tower = CandidateTower(self.cfg.emb_size, self.cfg.enable_linear_proj)
-        return tower(post_emb, author_emb)
+        sid = self.sid_parts(sids, jnp.shape(post_emb)[:2])
+        return tower(post_emb, author_emb, sid[0].astype(jnp.float32) if sid else None)
 
 
 def user_forward(cfg: PhoenixConfig):
@@ -118,11 +136,12 @@ def user_forward(cfg: PhoenixConfig):
 
 
 def candidate_forward(cfg: PhoenixConfig):
-    """For `hk.transform`: (post_emb [B,C,Hi,D], author_emb [B,C,Ha,D]) -> [B, C, D]."""
+    """For `hk.transform`: (post_emb [B,C,Hi,D], author_emb [B,C,Ha,D][, SID codes [B,C,L]])
+    -> [B, C, D]."""
 
-    def forward(post_emb: Array, author_emb: Array) -> jax.Array:
+    def forward(post_emb: Array, author_emb: Array, sids: Array | None = None) -> jax.Array:
         model = PhoenixRetrievalModel(cfg, Transformer(cfg.transformer))
-        return model.build_candidate_representation(post_emb, author_emb)
+        return model.build_candidate_representation(post_emb, author_emb, sids)
 
     return forward
 
@@ -135,7 +154,7 @@ def full_forward(cfg: PhoenixConfig):
         model = PhoenixRetrievalModel(cfg, Transformer(cfg.transformer))
         rep, _ = model.build_user_representation(batch, emb)
         cand = model.build_candidate_representation(
-            emb.candidate_post_embeddings, emb.candidate_author_embeddings
+            emb.candidate_post_embeddings, emb.candidate_author_embeddings, batch.candidate_sids
         )
         hk.get_parameter("log_temperature", (), jnp.float32, init=jnp.zeros)
         return rep, cand

@@ -261,9 +261,11 @@ def _padded(a: np.ndarray | None, sl: slice, size: int, dtype: type) -> np.ndarr
 class Retriever:
     """The Phoenix two-tower retrieval model over one checkpoint."""
 
-    def __init__(self, ckpt: PhoenixCheckpoint):
+    def __init__(self, ckpt: PhoenixCheckpoint, sids: PostSids | None = None):
         if ckpt.config.is_ranker:
             raise ValueError("Retriever needs a retrieval checkpoint")
+        self.sids = sids  # post id -> SID codes: needed when config.sid_levels > 0
+        sid_arrays("history_sids", np.zeros(0, np.int64), ckpt.config, sids)  # refused early
         self.ckpt = ckpt
         self.config = ckpt.config
         self.params = jax.device_put(unflatten(ckpt.params))
@@ -275,7 +277,8 @@ class Retriever:
     def encode_user(self, history: UserHistory) -> tuple[np.ndarray, float]:
         """User representation [D] (unit norm, float32) and its pre-normalisation norm."""
         cfg = self.config
-        batch = make_batch(history, cfg, np.zeros(0, np.int64), np.zeros(0, np.int64))
+        batch = make_batch(history, cfg, np.zeros(0, np.int64), np.zeros(0, np.int64),
+                           sids=self.sids)  # fmt: skip
         emb = embed_batch(batch, self.ckpt.tables, cfg)
         rep, norm = self._user(self.params, batch, emb)
         return finite_output(np.asarray(rep[0], np.float32), "user tower"), float(
@@ -292,7 +295,7 @@ class Retriever:
         pending = []
         for start in range(0, len(histories), batch_size):
             part = histories[start : start + batch_size]
-            rows = [make_batch(h, cfg, none, none) for h in part]
+            rows = [make_batch(h, cfg, none, none, sids=self.sids) for h in part]
             rows += [rows[0]] * (batch_size - len(rows))  # padding rows, results dropped
             batch = RecsysBatch(*(None if xs[0] is None else np.concatenate(xs)
                                   for xs in zip(*rows, strict=True)))  # fmt: skip
@@ -322,6 +325,9 @@ class Retriever:
             authors[: stop - start] = author_ids[start:stop]
             pe = tables.lookup(hashing.item_rows(posts, cfg.hash), "item", off["item"])
             ae = tables.lookup(hashing.author_rows(authors, cfg.hash), "author", off["author"])
-            rep = self._cand(self.params, pe[None], ae[None])
+            codes = sid_arrays("c", posts, cfg, self.sids).get("c")  # [bs, L] with SIDs
+            rep = self._cand(
+                self.params, pe[None], ae[None], None if codes is None else codes[None]
+            )
             out[start:stop] = np.asarray(rep[0, : stop - start])
         return finite_output(out, "candidate tower")

@@ -68,11 +68,15 @@ def _ranker(checkpoint: str, path: str, world: str) -> Ranker:
 
 
 @functools.lru_cache(maxsize=4)
-def _retrieval(checkpoint: str, corpus: str) -> tuple[Retriever, Corpus]:
+def _retrieval(checkpoint: str, corpus: str, world: str) -> tuple[Retriever, Corpus]:
+    """The retrieval model (one that reads post semantic ids gets the world's post topics for
+    the user tower's history) and its corpus."""
     from checkpoints.formats import load_model  # noqa: PLC0415
     from phoenix.runtime import Retriever  # noqa: PLC0415
+    from world.sequences import load_post_sids  # noqa: PLC0415
 
-    out = Retriever(load_model(checkpoint, ModelType.RETRIEVAL)[0]), load_corpus(corpus)
+    ckpt = load_model(checkpoint, ModelType.RETRIEVAL)[0]
+    out = Retriever(ckpt, sids=load_post_sids(world, ckpt.config)), load_corpus(corpus)
     gc.freeze()
     return out
 
@@ -114,7 +118,7 @@ def build_pipeline(query: FeedQuery, parts: frozenset[str] = PARTS) -> Candidate
         sources = [ThunderSource()]
         if not chrono:  # the chrono arm has no out-of-network source (and loads no retrieval)
             path = _corpus_path(r.checkpoint, r.world, r.corpus)
-            sources.append(PhoenixRetrievalSource(*_retrieval(r.checkpoint, path), world))
+            sources.append(PhoenixRetrievalSource(*_retrieval(r.checkpoint, path, r.world), world))
     if "scorers" in parts:
         ranker = s.PhoenixScorer(_ranker(r.checkpoint, p.ranker, r.world))
         scorers = [ranker, s.WeightedScorer(), s.ChronoScorer()] if chrono else [

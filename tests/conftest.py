@@ -144,15 +144,20 @@ def planted_worlds(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def sid_world(tmp_path_factory) -> tuple[Path, Path]:
-    """(a 30-user synthetic world, a checkpoint dir whose ranker reads post semantic ids),
-    trained for 3 steps with the synthetic defaults (SIDs on), history 8."""
+    """(a 30-user synthetic world, a checkpoint dir whose models read post semantic ids: the
+    ranker with the synthetic defaults (SIDs on), retrieval with one level; 3 steps each,
+    history 8; the corpus built into the world)."""
     import dataclasses  # noqa: PLC0415
 
     from training.trainer import default_train_config, train_model  # noqa: PLC0415
+    from world.corpus import build_corpus  # noqa: PLC0415
     from world.synth import SynthConfig, synth_world  # noqa: PLC0415
 
     root = tmp_path_factory.mktemp("sid")
     synth_world(root / "w", SynthConfig(users=30, seed=4))
     tc = dataclasses.replace(default_train_config("ranker"), steps=3, batch_size=4)
     train_model("ranker", root / "w", root / "ck", train_config=tc, history=8)
+    tc = dataclasses.replace(default_train_config("retrieval"), steps=3, batch_size=4)
+    train_model("retrieval", root / "w", root / "ck", train_config=tc, history=8, sid_levels=1)
+    build_corpus(root / "ck", root / "w", root / "w" / "corpus.safetensors")
     return root / "w", root / "ck"

@@ -155,3 +155,36 @@ def test_serving_and_eval_score_a_post_alike_topics_and_retweets_included(sid_wo
     col = list(cfg.head_names).index("SERVER_TWEET_FAV")
     np.testing.assert_array_equal(got[:, heads.index("favorite")],
                                   np.round(expect[:, col].astype(np.float64), 6))  # fmt: skip
+
+
+def test_with_sids_a_posts_retrieval_embedding_depends_on_its_topics():
+    from phoenix.runtime import Retriever  # noqa: PLC0415
+
+    ckpt = tiny_checkpoint("retrieval", seed=1, fprop_dtype="float32", sid_levels=1,
+                           sid_codebook=4, sid_topics=("a", "b"))  # fmt: skip
+    with pytest.raises(ValueError, match="semantic ids"):
+        Retriever(ckpt)
+    posts, authors = np.array([11, 12], np.int64), np.array([3, 3], np.int64)
+
+    def emb(codes: dict[int, int]) -> np.ndarray:
+        ids = np.array(sorted(codes), np.int64)
+        sids = PostSids.of(ids, np.array([[codes[i]] for i in ids.tolist()]))
+        r = Retriever(ckpt, sids=sids)
+        return r.encode_posts(posts, authors), r.encode_users([_history()])[0]
+
+    (base, user), (other, user_b) = emb({11: 1, 12: 1}), emb({11: 2, 12: 1, 101: 2})
+    assert not np.allclose(base[0], other[0]) and not np.allclose(user, user_b)
+    np.testing.assert_array_equal(base[1], other[1])
+
+
+def test_the_feed_runs_on_models_that_read_sids(sid_world):
+    from pipeline import feed  # noqa: PLC0415
+    from pipeline.query import Resources  # noqa: PLC0415
+
+    world, ck = sid_world
+    assert load_model(ck, ModelType.RETRIEVAL)[0].config.sid_levels == 1
+    seq = load_sequences(world, 64)
+    res = Resources(world=str(world), checkpoint=str(ck), corpus=str(world / "corpus.safetensors"))
+    out = feed.rank(feed.new_query(int(seq.user_ids[0]), res))
+    assert len(out.selected) > 0
+    assert "phoenix_retrieval" in {c.source for c in out.selected}

@@ -28,7 +28,13 @@ from phoenix.config import ModelType
 from phoenix.inputs import UserHistory
 from phoenix.runtime import Ranker, Retriever
 from training import metrics
-from world.sequences import Sequences, attach_post_inputs, load_sequences, split_points
+from world.sequences import (
+    Sequences,
+    attach_post_inputs,
+    load_post_sids,
+    load_sequences,
+    split_points,
+)
 from world.tables import read_table
 
 FAV = ActionName.SERVER_TWEET_FAV
@@ -149,7 +155,7 @@ def evaluate_retrieval(checkpoint: Path | str, world: Path | str, seed: int = 0)
     corpus_authors = creates.column("author_id").to_numpy()
     keep = ~np.isin(corpus_ids, deletes)
     corpus_ids, corpus_authors = corpus_ids[keep], corpus_authors[keep]
-    retriever = Retriever(ckpt)
+    retriever = Retriever(ckpt, sids=load_post_sids(world, ckpt.config))
     emb = retriever.encode_posts(corpus_ids, corpus_authors)
     popularity = np.array([data.popularity.get(int(p), 0.0) for p in corpus_ids])
     created = np.array([data.created.get(int(p), 0) for p in corpus_ids], np.float64)

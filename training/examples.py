@@ -332,6 +332,9 @@ def retrieval_examples(
                 "neg_author": hashing.author_rows(neg_authors, h).astype(np.int32),
                 "neg_mask": mask,
                 "user_row": np.int32(u),
+                **{f"{k}_sids": v for k, v in (
+                    *sid_arrays("pos", seq.post_id[i], cfg, seq.sids).items(),  # [L]
+                    *sid_arrays("neg", neg_posts, cfg, seq.sids).items())},  # [H, L]
             })  # fmt: skip
     if not rows:
         raise ValueError("no positive training items: nothing to learn retrieval from")
@@ -340,6 +343,7 @@ def retrieval_examples(
     out["cat_post"] = hashing.item_rows(cat_id, h).astype(np.int32)
     out["cat_author"] = hashing.author_rows(cat_author, h).astype(np.int32)
     out["cat_count"] = counts.astype(np.float32)
+    out.update({f"{k}_sids": v for k, v in sid_arrays("cat", cat_id, cfg, seq.sids).items()})
     if tc.mask_own_items and catalogue is None:  # per user, its training items' catalogue rows
         own = [np.unique(np.searchsorted(cat_id, seq.post_id[int(seq.offsets[u]) : int(split[u])]))
                for u in range(len(seq.user_ids))]  # fmt: skip

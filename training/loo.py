@@ -173,7 +173,7 @@ def evaluate_loo(
         for j in range(len(split.users)):
             out_ranks[name].append(ranks(scores[j], int(split.target_col[j]), excl[j], tiebreak))
     if retrieval is not None:
-        r = Retriever(retrieval)
+        r = Retriever(retrieval, sids=load_post_sids(world, retrieval.config))
         emb = r.encode_posts(split.catalogue, split.catalogue_authors)  # [I, D]
         hl = retrieval.config.history_seq_len
         pairs = zip(split.users, split.target, strict=True)

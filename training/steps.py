@@ -403,20 +403,23 @@ def train_retrieval(
     cand_fwd = hk.without_apply_rng(hk.transform(retrieval.candidate_forward(cfg)))
     off = cfg.hash.offsets
 
-    def towers(state, posts, authors, keep):  # [N, Hi], [N, Ha], [N] -> [N, D]
+    def towers(state, posts, authors, keep, sids=None):  # [N, Hi], [N, Ha], [N], [N, L] -> [N, D]
         pe = _lookup(state["tables"]["item"], posts, off["item"])[None] * keep[None, :, None, None]
         ae = _lookup(state["tables"]["author"], authors, off["author"])[None]
-        return cand_fwd.apply(state["model"], pe, ae)[0]
+        return cand_fwd.apply(state["model"], pe, ae, None if sids is None else sids[None])[0]
 
     def data_loss(state, data):
         batch, pos, glob, neg = data
         rep, _ = user_fwd.apply(state["model"], batch, embed(state["tables"], batch, cfg))  # [B, D]
         b = rep.shape[0]
-        cand = towers(state, pos["post"], pos["author"], pos["keep"])  # [B, D]
-        gcand = towers(state, glob["post"], glob["author"], jnp.ones(glob["post"].shape[0]))
+        cand = towers(state, pos["post"], pos["author"], pos["keep"], pos.get("sids"))  # [B, D]
+        gcand = towers(state, glob["post"], glob["author"], jnp.ones(glob["post"].shape[0]),
+                       glob.get("sids"))  # fmt: skip
         h = neg["post"].shape[1]
+        nsids = neg.get("sids")
         ncand = towers(state, neg["post"].reshape(b * h, -1), neg["author"].reshape(b * h, -1),
-                       jnp.ones(b * h)).reshape(b, h, -1)  # [B, H, D]  # fmt: skip
+                       jnp.ones(b * h), None if nsids is None else nsids.reshape(b * h, -1)
+                       ).reshape(b, h, -1)  # [B, H, D]  # fmt: skip
         temperature = 0.1 * jnp.exp(state["model"]["~"]["log_temperature"])
         ids = (pos["id"], pos["count"], glob["id"], glob["count"], neg["mask"])
         return contrastive_loss(rep, cand, gcand, ncand, *ids, temperature, tc.logq_weight,
@@ -448,6 +451,9 @@ def train_retrieval(
         }
         neg = {"post": ex["neg_post"][idx], "author": ex["neg_author"][idx],
                "mask": ex["neg_mask"][idx]}  # fmt: skip
+        if "pos_sids" in ex:  # post semantic ids (sid_levels > 0): [B, L], [G, L], [B, H, L]
+            pos["sids"], neg["sids"] = ex["pos_sids"][idx], ex["neg_sids"][idx]
+            glob["sids"] = examples["cat_sids"][g]
         if tc.mask_own_items:
             pos["own"], glob["own"] = _own_masks(examples, ex["user_row"][idx], pos["id"], g)
         return _batch(ex, idx), pos, glob, neg

@@ -37,6 +37,7 @@ from training.steps import (
 from world.sequences import (
     Sequences,
     attach_post_inputs,
+    load_post_sids,
     load_sequences,
     loo_points,
     sid_vocab,
@@ -67,7 +68,8 @@ SID_CODEBOOK = 256
 
 
 def default_sid_levels(model_type: ModelType | str, imported: bool = False) -> int:
-    """Semantic-id levels a model trained on a world reads unless told (`--sid-levels`)."""
+    """Semantic-id levels a model trained on a world reads unless told (`--sid-levels`): the
+    synthetic ranker's; retrieval and imported worlds none."""
     return SYNTH_SID_LEVELS if ModelType(model_type) is ModelType.RANKER and not imported else 0
 
 
@@ -198,7 +200,7 @@ def train_model(
     the same inputs give the same bytes) plus `seconds`, the training's wall-clock time.
     Ranker: `negatives_from`, a retrieval checkpoint (bundle or model directory) whose top
     candidates fill `train_config.retrieval_negatives` slots per example. `sid_levels`: post
-    semantic-id levels (default `default_sid_levels`; the ranker only), the topic vocabulary
+    semantic-id levels (default `default_sid_levels`), the topic vocabulary
     built from the world's posts and saved in the config."""
     model_type = ModelType(model_type)
     meta_in = read_world_json(world)
@@ -210,8 +212,6 @@ def train_model(
     vocab = world_vocab(meta_in.get("rows", {})) if sized else None
     if sid_levels is None:
         sid_levels = default_sid_levels(model_type, imported)
-    if sid_levels and model_type is not ModelType.RANKER:
-        raise ValueError("post semantic ids are a ranker input (--sid-levels 0 for retrieval)")
     topics = sid_vocab(world, SID_CODEBOOK) if sid_levels else ()
     cfg = model_config(model_type, preset, history, vocab, sid_levels, topics)
     target = Path(out) / str(model_type)
@@ -229,7 +229,8 @@ def train_model(
     if model_type is ModelType.RANKER and train_config.retrieval_negatives > 0:
         if negatives_from is None:
             raise ValueError("retrieval negatives need a retrieval checkpoint (--negatives-from)")
-        retriever = Retriever(load_model(negatives_from, ModelType.RETRIEVAL)[0])
+        ret = load_model(negatives_from, ModelType.RETRIEVAL)[0]
+        retriever = Retriever(ret, sids=load_post_sids(world, ret.config))
     if by_reorder and (model_type is not ModelType.RANKER or retriever is None):
         raise ValueError("validation by the reorder is for the ranker with a retrieval model")
     if model_type is ModelType.RANKER:

@@ -108,7 +108,10 @@ def build_corpus(
     if retention_ms == "default":
         retention_ms = default_retention_ms(world)
     post_ids, author_ids = corpus_posts(world, now, retention_ms)
-    emb = Retriever(ckpt).encode_posts(post_ids, author_ids)  # [N, D]
+    from world.sequences import load_post_sids  # noqa: PLC0415
+
+    sids = load_post_sids(world, ckpt.config)  # a tower that reads post semantic ids
+    emb = Retriever(ckpt, sids=sids).encode_posts(post_ids, author_ids)  # [N, D]
     header = {
         "checkpoint": prov.get("path", str(checkpoint)),
         "checkpoint_hash": checkpoint_hash(checkpoint),
