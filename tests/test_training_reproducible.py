@@ -40,5 +40,6 @@ def test_train_and_index_build_write_the_same_bytes_twice(tmp_path, runner):
         assert runs[0][name] == runs[1][name], name
     ranker = json.loads(runs[0]["ck/ranker/config.json"])
     assert ranker["sid_levels"] == 1 and len(ranker["sid_topics"]) > 1  # synthetic default
+    assert json.loads(runs[0]["ck/retrieval/config.json"])["sid_levels"] == 1
     prov = ranker["provenance"]
     assert "seconds" not in prov and prov["validation"]["step"] == 4

@@ -61,16 +61,18 @@ IMPORTED_RANKER_HISTORY = 32
 SYNTH_ID_L2 = 1e-5
 # Ranker slots drawn from a retrieval model's top candidates when one is given (--negatives-from).
 RETRIEVAL_NEGATIVES = 8
-# Post semantic ids (phoenix.sids) the ranker reads by default: the synthetic world's posts have
-# one topic each (level 0); 0 = off. Codebook: upstream's 256 codes per level.
+# Post semantic ids (phoenix.sids) both models read by default on synthetic worlds, whose posts
+# have one topic each (level 0); 0 = off. Codebook: upstream's 256 codes per level.
 SYNTH_SID_LEVELS = 1
 SID_CODEBOOK = 256
 
 
 def default_sid_levels(model_type: ModelType | str, imported: bool = False) -> int:
-    """Semantic-id levels a model trained on a world reads unless told (`--sid-levels`): the
-    synthetic ranker's; retrieval and imported worlds none."""
-    return SYNTH_SID_LEVELS if ModelType(model_type) is ModelType.RANKER and not imported else 0
+    """Semantic-id levels a model trained on a world reads unless told (`--sid-levels`): one on
+    synthetic worlds (held-out favorite AUC 0.746 -> 0.850, retrieval recall@100 0.027 -> 0.086
+    on the bundled world, README), none on imported worlds (MovieLens's genres did not help)."""
+    del model_type  # the same for both models
+    return 0 if imported else SYNTH_SID_LEVELS
 
 
 def default_train_config(model_type: ModelType | str, imported: bool = False) -> TrainConfig:

@@ -144,8 +144,8 @@ def train(
             "--sid-levels",
             min=0,
             max=16,
-            help="Ranker: post semantic-id levels read from the posts' topics (level k = the "
-            "k-th topic; 0 = off; default 1 on synthetic worlds, 0 on imported ones).",
+            help="Post semantic-id levels read from the posts' topics (level k = the k-th "
+            "topic; 0 = off; default 1 on synthetic worlds, 0 on imported ones).",
         ),
     ] = None,
     log_file: Annotated[
