@@ -189,6 +189,10 @@ def test_retrieval_trains_with_validation_on_an_imported_log(log_world, tmp_path
     assert [r["step"] for r in records] == [10, 20]
     assert meta["best_valid_loss"] == pytest.approx(min(r["valid_loss"] for r in records))
     assert all(np.isfinite(r["valid_loss"]) for r in records)
+    from checkpoints.formats import load_model
+
+    cfg = load_model(tmp_path / "ck", ModelType.RETRIEVAL)[0].config
+    assert cfg.sid_levels == 6 and cfg.sid_topics == ()  # the imported default; no topics here
 
 
 def test_imported_worlds_size_id_tables_to_their_ids():

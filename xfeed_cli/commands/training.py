@@ -145,7 +145,8 @@ def train(
             min=0,
             max=16,
             help="Post semantic-id levels read from the posts' topics (level k = the k-th "
-            "topic; 0 = off; default 1 on synthetic worlds, 0 on imported ones).",
+            "topic; 0 = off; default 1 on synthetic worlds; on imported ones 6 for retrieval, "
+            "0 for the ranker).",
         ),
     ] = None,
     log_file: Annotated[
