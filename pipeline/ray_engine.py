@@ -25,6 +25,12 @@ from pipeline import population as pop
 from pipeline.params import FeedParams, params_from_dict
 from pipeline.query import Resources
 
+AUTH_HINT = (
+    "If the cluster uses token authentication (`ray start` turns it on from Ray 2.59), give "
+    "xfeed RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, or the file "
+    "~/.ray/auth_token)"
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class RayOptions:
@@ -140,7 +146,14 @@ def run_population_ray(
                 "include_dashboard": False,
             }  # fmt: skip
         )
-        ray.init(**kwargs, log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(**kwargs, log_to_driver=False, configure_logging=False)
+        except ConnectionError as exc:
+            if not options.address:
+                raise
+            raise pop.PopulationError(
+                f"--ray-address {options.address}: {exc}. {AUTH_HINT}"
+            ) from None
         started = True
     t0 = time.perf_counter()
     totals: dict[str, Any] = {"users": 0, "stage_ms": {}, "removed": {}, "errors": []}
