@@ -112,6 +112,13 @@ def run() -> None:
             raise
         report_error("interrupted")
         raise SystemExit(130) from None
+    except SystemExit as done:
+        # Typer turns an interrupt while it parses the arguments (an eager option such as
+        # --version) into exit 130 without a word: say it, as everywhere else
+        cause = getattr(done.__context__, "__cause__", None)
+        if done.code == 130 and isinstance(cause, KeyboardInterrupt):
+            report_error("interrupted")
+        raise
 
 
 if __name__ == "__main__":
