@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from safeio import atomic
+from safeio import atomic, signals
 from safeio.atomic import atomic_path, clean_stale
 from safeio.kinds import MARKER, OutputKind
 from safeio.signals import deferred_signals
@@ -102,12 +102,20 @@ def test_stale_siblings_of_live_processes_are_left_alone(tmp_path):
 
 
 def test_signals_are_deferred_until_the_swap_is_done():
+    # under the CLI's handler: Python's default one raises where it lands, and one that lands
+    # in a garbage-collector callback (JAX registers one) is printed and dropped (a flaky
+    # failure of this test in a full suite); the CLI's handler delivers it again within RETRY_S
     events = []
-    with pytest.raises(KeyboardInterrupt):
-        with deferred_signals():
-            signal.raise_signal(signal.SIGINT)  # to this thread: taken before the next line
-            time.sleep(0.01)
-            events.append("swap finished")
+    previous = signal.signal(signal.SIGINT, signals._interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with deferred_signals():
+                signal.raise_signal(signal.SIGINT)  # to this thread: taken before the next line
+                time.sleep(0.01)
+                events.append("swap finished")
+            time.sleep(20 * signals.RETRY_S)  # (a re-delivery comes within RETRY_S)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert events == ["swap finished"]
 
 
