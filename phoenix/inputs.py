@@ -122,6 +122,14 @@ def sid_arrays(
     their codes: serving (`Ranker`), `xfeed eval` and training all come through here."""
     if not cfg.sid_levels:
         return {}
+    check_sids(cfg, sids)
+    return {name: sids.codes_of(post_ids)}
+
+
+def check_sids(cfg: PhoenixConfig, sids: PostSids | None) -> None:
+    """Raise ValueError unless a model that reads semantic ids has codes of matching levels."""
+    if not cfg.sid_levels:
+        return
     if sids is None:
         raise ValueError(
             f"this ranker reads post semantic ids ({cfg.sid_levels} levels from post topics): "
@@ -129,7 +137,6 @@ def sid_arrays(
         )
     if sids.levels != cfg.sid_levels:
         raise ValueError(f"post SIDs have {sids.levels} levels, the model {cfg.sid_levels}")
-    return {name: sids.codes_of(post_ids)}
 
 
 def make_batch(

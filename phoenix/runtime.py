@@ -21,7 +21,7 @@ from phoenix.cached import bucket, cached_probs_fn, probabilities
 from phoenix.config import PhoenixConfig
 from phoenix.device import current_platform, full_precision
 from phoenix.embeddings import EmbeddingTables
-from phoenix.inputs import UserHistory, embed_batch, make_batch, sid_arrays
+from phoenix.inputs import UserHistory, check_sids, embed_batch, make_batch, sid_arrays
 from phoenix.params import FlatParams, unflatten, validate
 from phoenix.sids import PostSids
 
@@ -105,7 +105,7 @@ class Ranker:
         self.path = path
         self.upstream_sigmoid = upstream_sigmoid
         self.sids = sids
-        sid_arrays("history_sids", np.zeros(0, np.int64), ckpt.config, sids)  # refused early
+        check_sids(ckpt.config, sids)  # refused early
         self.ckpt = ckpt
         self.config = ckpt.config
         self.params = jax.device_put(unflatten(ckpt.params))  # on device once, not per call
@@ -265,7 +265,7 @@ class Retriever:
         if ckpt.config.is_ranker:
             raise ValueError("Retriever needs a retrieval checkpoint")
         self.sids = sids  # post id -> SID codes: needed when config.sid_levels > 0
-        sid_arrays("history_sids", np.zeros(0, np.int64), ckpt.config, sids)  # refused early
+        check_sids(ckpt.config, sids)  # refused early
         self.ckpt = ckpt
         self.config = ckpt.config
         self.params = jax.device_put(unflatten(ckpt.params))

@@ -9,6 +9,7 @@ items (by time): nothing held out is ever used for training.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 
 from phoenix.config import PhoenixConfig
 from phoenix.sids import PostSids, build_vocab, topic_codes
-from world.tables import read_table
+from world.tables import read_table, table_file
 
 
 @dataclasses.dataclass
@@ -184,8 +185,22 @@ def load_post_sids(world: Path | str, cfg: PhoenixConfig) -> PostSids | None:
     serving."""
     if not cfg.sid_levels:
         return None
+    stat = table_file(world, "posts", ["event", "post_id", "topics"]).stat()
+    return _post_sids(str(Path(world).absolute()), stat.st_mtime_ns, stat.st_size,
+                      cfg.sid_levels, cfg.sid_topics)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4)
+def _post_sids(world: str, mtime_ns: int, size: int, levels: int,
+               topics: tuple[str, ...]) -> PostSids:  # fmt: skip
+    """One read of a world's posts per vocabulary, keyed by the posts file's size and time too
+    (a rewritten file is read again): a ranker and a retrieval model trained on one world, and
+    the corpus built with the latter, share one table."""
     ids, values, offsets = post_topics(world)
-    return PostSids.of(ids, topic_codes(values, offsets, cfg.sid_topics, cfg.sid_levels))
+    sids = PostSids.of(ids, topic_codes(values, offsets, topics, levels))
+    sids.post_ids.setflags(write=False)  # shared by every caller
+    sids.codes.setflags(write=False)
+    return sids
 
 
 def retweet_sources(world: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
