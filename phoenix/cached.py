@@ -28,6 +28,9 @@ from phoenix.transformer import (
     MASK_VALUE,
     RMS_EPS,
     attention_logits_to_weights,
+    dense,
+    einsum,
+    gated_gelu,
     make_recsys_attn_mask,
     right_anchored_positions,
     rope_tables,
@@ -69,10 +72,6 @@ def _capped(logits: jax.Array, multiplier: float) -> jax.Array:
     """Scaled and soft-capped attention logits in float32 (`attention_logits_to_weights`)."""
     logits = logits.astype(jnp.float32) * multiplier
     return ATTN_SOFT_CAP * jnp.tanh(logits / ATTN_SOFT_CAP)
-
-
-def _lin(x: jax.Array, w: jax.Array) -> jax.Array:
-    return jnp.dot(x, w.astype(x.dtype))
 
 
 def _embed_fn(cfg: PhoenixConfig):
@@ -135,31 +134,32 @@ def _layer(params, pre, cfg, x_u, x_c, rope_u, rope_c, mask_uu, key_valid, self_
 
     def qkv(x: jax.Array, rope: tuple[jax.Array, jax.Array]):
         bb, tt, _ = x.shape
-        q = rotate(_lin(x, params[f"{mha}/query"]["w"]).reshape(bb, tt, h, dk), *rope)
-        k = rotate(_lin(x, params[f"{mha}/key"]["w"]).reshape(bb, tt, kv, dk), *rope)
-        v = _lin(x, params[f"{mha}/value"]["w"]).reshape(bb, tt, kv, dk)
+        q = rotate(dense(x, params[f"{mha}/query"]["w"]).reshape(bb, tt, h, dk), *rope)
+        k = rotate(dense(x, params[f"{mha}/key"]["w"]).reshape(bb, tt, kv, dk), *rope)
+        v = dense(x, params[f"{mha}/value"]["w"]).reshape(bb, tt, kv, dk)
         return q.reshape(bb, tt, kv, g, dk), k, v
 
     def block(x: jax.Array, attn: jax.Array) -> jax.Array:
-        hdn = x + norm("rms_norm_1", _lin(attn, params[f"{mha}/linear"]["w"]))
+        hdn = x + norm("rms_norm_1", dense(attn, params[f"{mha}/linear"]["w"]))
         y = norm("rms_norm_2", hdn)
-        gate = jax.nn.gelu(_lin(y, params[f"{pre}/linear"]["w"]))
-        ffn = _lin(gate * _lin(y, params[f"{pre}/linear_v"]["w"]), params[f"{pre}/linear_1"]["w"])
+        gate = dense(y, params[f"{pre}/linear"]["w"])
+        value = dense(y, params[f"{pre}/linear_v"]["w"])
+        ffn = dense(gated_gelu(gate, value), params[f"{pre}/linear_1"]["w"])
         return hdn + norm("rms_norm_3", ffn)
 
     # user + history: causal self-attention (their keys/values are what candidates see)
     q_u, k_u, v_u = qkv(norm("rms_norm", x_u), rope_u)
-    logits = jnp.einsum("btkgd,bskd->bkgts", q_u, k_u)
+    logits = einsum("btkgd,bskd->bkgts", q_u, k_u)
     w = attention_logits_to_weights(logits, mask_uu[:, :, None], t.attn_output_multiplier, dtype)
-    attn_u = jnp.einsum("bkgts,bskd->btkgd", w, v_u).reshape(b, u, h * dk)
+    attn_u = einsum("bkgts,bskd->btkgd", w, v_u).reshape(b, u, h * dk)
     # candidates: the cached user+history keys/values, and themselves. The softmax over the
     # U history keys and the candidate's own key is taken in two parts (no [N, U + 1] concat):
     # each part capped and masked as `attention_logits_to_weights`, one max, one sum.
     q_c, k_c, v_c = qkv(norm("rms_norm", x_c), rope_c)
     q_t = jnp.transpose(q_c, (0, 2, 3, 1, 4))  # [B, KV, G, N, dk]
     f32 = jnp.float32
-    l_hist = _capped(jnp.einsum("bkgnd,bskd->bkgns", q_t, k_u), t.attn_output_multiplier)
-    l_self = _capped(jnp.einsum("bkgnd,bnkd->bkgn", q_t, k_c), t.attn_output_multiplier)
+    l_hist = _capped(einsum("bkgnd,bskd->bkgns", q_t, k_u), t.attn_output_multiplier)
+    l_self = _capped(einsum("bkgnd,bnkd->bkgn", q_t, k_c), t.attn_output_multiplier)
     l_hist = jnp.where(key_valid[:, None, None, None, :], l_hist, MASK_VALUE)
     l_self = jnp.where(self_valid[:, None, None, :], l_self, MASK_VALUE)
     top = jnp.maximum(jnp.max(l_hist, axis=-1), l_self)  # [B, KV, G, N]

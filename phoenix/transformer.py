@@ -70,6 +70,28 @@ class RMSNorm(hk.Module):
         return (scale * normed).astype(x.dtype)
 
 
+def dense(x: jax.Array, w: jax.Array) -> jax.Array:
+    """x [..., I] @ w [I, O] in x's dtype as an accelerator computes a bfloat16 product:
+    products accumulated in float32, rounded once to x's dtype (float32 input: a plain float32
+    product). Written out so that a CPU with bfloat16 dot instructions uses them; left to XLA, a
+    bfloat16 x bfloat16 -> bfloat16 dot converts both operands to float32 first."""
+    return jnp.dot(x, w.astype(x.dtype), preferred_element_type=jnp.float32).astype(x.dtype)
+
+
+def einsum(spec: str, a: jax.Array, b: jax.Array) -> jax.Array:
+    """`jnp.einsum(spec, a, b)` of two same-dtype operands with `dense`'s numerics: float32
+    accumulation, one rounding to the operands' dtype."""
+    return jnp.einsum(spec, a, b, preferred_element_type=jnp.float32).astype(a.dtype)
+
+
+def gated_gelu(gate: jax.Array, value: jax.Array) -> jax.Array:
+    """gelu(gate) * value (tanh approximation) of two compute-dtype arrays, evaluated in float32
+    and rounded once to their dtype, as XLA evaluates a fused elementwise chain on an accelerator
+    (intermediate roundings are dropped there)."""
+    f32 = jnp.float32
+    return (jax.nn.gelu(gate.astype(f32)) * value.astype(f32)).astype(gate.dtype)
+
+
 class Linear(hk.Module):
     """Bias-free linear; float32 weight `w` cast to the input dtype (init 0, Grok convention)."""
 
@@ -81,7 +103,7 @@ class Linear(hk.Module):
         w = hk.get_parameter(
             "w", (x.shape[-1], self.output_size), jnp.float32, init=hk.initializers.Constant(0)
         )
-        return jnp.dot(x, w.astype(x.dtype))
+        return dense(x, w)
 
 
 def apply_rope(x: jax.Array, positions: jax.Array) -> jax.Array:
@@ -144,11 +166,11 @@ class MultiHeadAttention(hk.Module):
         q = apply_rope(q, positions)
         k = apply_rope(k, positions)
         q = q.reshape(b, t, kv, h // kv, dk)  # [B, T, KV, G, dk]
-        logits = jnp.einsum("btkgd,bskd->bkgts", q, k)  # [B, KV, G, T, T]
+        logits = einsum("btkgd,bskd->bkgts", q, k)  # [B, KV, G, T, T]
         weights = attention_logits_to_weights(
             logits, mask[:, :, None], c.attn_output_multiplier, x.dtype
         )
-        attn = jnp.einsum("bkgts,bskd->btkgd", weights, v).reshape(b, t, h * dk)
+        attn = einsum("bkgts,bskd->btkgd", weights, v).reshape(b, t, h * dk)
         return Linear(c.emb_size, name="linear")(attn)
 
 
@@ -166,8 +188,8 @@ class DecoderLayer(hk.Module):
         y = RMSNorm(name="rms_norm_2")(h)
         # Gated GELU (tanh approximation): linear_1(gelu(linear(y)) * linear_v(y)).
         gate_v = Linear(c.ffn_size, name="linear_v")(y)
-        gate = jax.nn.gelu(Linear(c.ffn_size, name="linear")(y))
-        ffn = Linear(c.emb_size, name="linear_1")(gate * gate_v)
+        gate = Linear(c.ffn_size, name="linear")(y)
+        ffn = Linear(c.emb_size, name="linear_1")(gated_gelu(gate, gate_v))
         return h + RMSNorm(name="rms_norm_3")(ffn)
 
 

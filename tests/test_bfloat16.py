@@ -1,7 +1,9 @@
 """bfloat16 computed where upstream computes it (phoenix/recsys_model.py @0bfc279): the action,
 product-surface, dwell and post-age embeddings are cast to the compute dtype before the
 concatenation and projection; the heads multiply in float32 and cast afterwards;
-upstream's run_pipeline takes the sigmoid of the bfloat16 logits."""
+upstream's run_pipeline takes the sigmoid of the bfloat16 logits. A bfloat16 product accumulates
+in float32 and rounds once, and the gated GELU rounds once, as XLA computes them on an
+accelerator."""
 
 from __future__ import annotations
 
@@ -152,3 +154,45 @@ def test_bfloat16_user_tower_follows_upstreams_placement():
         params, batch, emb
     )
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-6)
+
+
+def _bf16_ulps(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """|got − want| in units of the bfloat16 spacing at `want` (both float arrays)."""
+    spacing = np.abs(want) * 2.0**-7 + 2.0**-133
+    return np.abs(got - want) / spacing
+
+
+def test_bfloat16_products_accumulate_in_float32_and_round_once():
+    from phoenix.transformer import dense, einsum
+
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.standard_normal((96, 128)), jnp.bfloat16)
+    w = jnp.asarray(rng.standard_normal((128, 40)) * 0.1, F32)
+    exact = np.asarray(x, np.float64) @ np.asarray(w.astype(jnp.bfloat16), np.float64)
+    got = dense(x, w)
+    assert got.dtype == jnp.bfloat16
+    assert _bf16_ulps(np.asarray(got, np.float64), exact).max() <= 1.0  # one rounding
+    q = jnp.asarray(rng.standard_normal((2, 8, 4, 16)), jnp.bfloat16)
+    k = jnp.asarray(rng.standard_normal((2, 6, 4, 16)), jnp.bfloat16)
+    exact = np.einsum("btnd,bsnd->bnts", np.asarray(q, np.float64), np.asarray(k, np.float64))
+    got = einsum("btnd,bsnd->bnts", q, k)
+    assert got.dtype == jnp.bfloat16
+    assert _bf16_ulps(np.asarray(got, np.float64), exact).max() <= 1.0
+    # float32 operands: a plain float32 product
+    x32 = jnp.asarray(rng.standard_normal((8, 128)), F32)
+    assert np.array_equal(np.asarray(dense(x32, w)), np.asarray(jnp.dot(x32, w)))
+
+
+def test_bfloat16_gated_gelu_rounds_once_not_after_every_operation():
+    from phoenix.transformer import gated_gelu
+
+    rng = np.random.default_rng(6)
+    a = jnp.asarray(rng.uniform(-2, 3, 4096), jnp.bfloat16)  # no float32 cancellation here
+    b = jnp.asarray(rng.standard_normal(4096), jnp.bfloat16)
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    exact = 0.5 * a64 * (1 + np.tanh(np.sqrt(2 / np.pi) * (a64 + 0.044715 * a64**3))) * b64
+    got = gated_gelu(a, b)
+    assert got.dtype == jnp.bfloat16
+    assert _bf16_ulps(np.asarray(got, np.float64), exact).max() <= 1.0
+    per_op = np.asarray(jax.nn.gelu(a) * b, np.float64)  # bfloat16 after every operation
+    assert _bf16_ulps(per_op, exact).max() > 1.0
