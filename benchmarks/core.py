@@ -7,6 +7,7 @@ Benchmarks measure; they never assert. Each report carries the device and the si
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -66,9 +67,10 @@ def measure(fn: Callable[[], Any], repeat: int, warmup: int = 2) -> Timing:
 
 def matmul_gflops(dtype: str = "float32", n: int = 2048, device: jax.Device | None = None) -> float:
     """Measured rate of a jitted n×n×n matmul on the device (GFLOP/s), the compute ceiling the
-    FLOP floors are taken against."""
+    FLOP floors are taken against. A bfloat16 matmul accumulates in float32 (as the models'
+    `phoenix.transformer.dense`), so a CPU with bfloat16 dot instructions runs it on them."""
     a = jax.device_put(jnp.ones((n, n), dtype), device)
-    f = jax.jit(jnp.dot)
+    f = jax.jit(functools.partial(jnp.dot, preferred_element_type=jnp.float32))
     t = measure(lambda: f(a, a), repeat=5, warmup=1)
     return 2 * n**3 / (t.p50 * 1e-3) / 1e9
 

@@ -73,13 +73,17 @@ def bench_population(users: int | None = None, world: Path | None = None,
                       "ratio_to_floor": round(per_user_ms / floor["floor_ms_per_user"], 2),
                       "ratio_to_phoenix_floor": round(
                           per_user_ms / floor["phoenix_floor_ms_per_user"], 2),
+                      "ratio_to_phoenix_floor_at_float32_rate": round(
+                          per_user_ms / floor["phoenix_floor_ms_per_user_at_float32_rate"], 2),
                       "peak_rss_mb": round(run_rss, 1)}  # fmt: skip
     if engine == "ray":
         _ray(report, ids, spec, rate)
     report.notes = [
         "floor = Phoenix FLOPs per user (the cached call's FLOPs as XLA counts them, at each "
         "user's own number of ranked candidates, no padding; mean over floor_sample_users users "
-        "evenly spaced over the run) ÷ the measured 2048³ matmul rate, + Thunder fetch and "
+        "evenly spaced over the run) ÷ the measured 2048³ matmul rate in the model's compute "
+        "dtype (bfloat16 products accumulated in float32, as the model computes them; the "
+        "float32 rate and the floor at it beside), + Thunder fetch and "
         "retrieval time per user (as measured inside this run); "
         "phoenix_gflop_per_user_at_buckets: the same at each user's shape bucket (what the "
         "engine computes, padding included)",
@@ -137,7 +141,9 @@ def _floor(spec: pop.RunSpec, ids: np.ndarray, stage_ms: dict[str, float]) -> di
     buckets = np.array([bucket(int(n), c) for n in counts])
     flops = float(base + per_cand * counts.mean())
     flops_b = float(base + per_cand * buckets.mean())
-    rate = matmul_gflops("float32")
+    rate32 = matmul_gflops("float32")
+    dtype = str(cfg.fprop_dtype)
+    rate = rate32 if dtype == "float32" else matmul_gflops(dtype)
     phoenix_ms = flops / (rate * 1e9) * 1e3
     return {
         "floor_sample_users": int(len(counts)),
@@ -145,8 +151,11 @@ def _floor(spec: pop.RunSpec, ids: np.ndarray, stage_ms: dict[str, float]) -> di
         "bucket_candidates_per_user": round(float(buckets.mean()), 1),
         "phoenix_gflop_per_user": round(flops / 1e9, 4),
         "phoenix_gflop_per_user_at_buckets": round(flops_b / 1e9, 4),
-        "matmul_gflops": round(rate, 1),
+        "compute_dtype": dtype,
+        "matmul_gflops": round(rate, 1),  # in the compute dtype: the floor's rate
+        "matmul_gflops_float32": round(rate32, 1),
         "phoenix_floor_ms_per_user": round(phoenix_ms, 3),
+        "phoenix_floor_ms_per_user_at_float32_rate": round(flops / (rate32 * 1e9) * 1e3, 3),
         "sources_ms_per_user": round(stage_ms.get("source", 0.0), 3),  # Thunder + retrieval
         "floor_ms_per_user": round(phoenix_ms + stage_ms.get("source", 0.0), 3),
     }

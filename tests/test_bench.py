@@ -123,3 +123,6 @@ def test_population_bench_floor_counts_each_sampled_users_ranked_candidates():
     assert s["floor_ms_per_user"] == pytest.approx(
         s["phoenix_floor_ms_per_user"] + s["sources_ms_per_user"], abs=2e-3
     )
+    # the floor's matmul rate is the one of the model's compute dtype (bundled: float32)
+    assert s["compute_dtype"] == "float32" and s["matmul_gflops"] == s["matmul_gflops_float32"]
+    assert s["phoenix_floor_ms_per_user"] == s["phoenix_floor_ms_per_user_at_float32_rate"]
