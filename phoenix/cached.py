@@ -176,6 +176,22 @@ def _layer(params, pre, cfg, x_u, x_c, rope_u, rope_c, mask_uu, key_valid, self_
     return block(x_u, attn_u), block(x_c, attn_c)
 
 
+def compute_weights(params: dict, cfg: PhoenixConfig) -> dict:
+    """`params` with the transformer's matrices (`transformer/.../w`) in the compute dtype, the
+    type `dense` multiplies them in: cast once when a model is loaded instead of in every call
+    (the same rounding, so the same bits). Other params are shared, not copied."""
+    dtype = jnp.dtype(cfg.fprop_dtype)
+    return {
+        module: {
+            name: value.astype(dtype)
+            if module.startswith("transformer/") and name == "w"
+            else value
+            for name, value in leaves.items()
+        }
+        for module, leaves in params.items()
+    }
+
+
 @functools.lru_cache(maxsize=8)
 def cached_probs_fn(cfg: PhoenixConfig, sigmoid_in_compute_dtype: bool = False):
     """jit of sigmoid(cached_logits) for a config (recompiles only per candidate bucket): of the

@@ -17,7 +17,7 @@ import numpy as np
 
 from phoenix import hashing, ranker, retrieval
 from phoenix.batch import RecsysBatch, RecsysEmbeddings
-from phoenix.cached import bucket, cached_probs_fn, probabilities
+from phoenix.cached import bucket, cached_probs_fn, compute_weights, probabilities
 from phoenix.config import PhoenixConfig
 from phoenix.device import current_platform, full_precision
 from phoenix.embeddings import EmbeddingTables
@@ -109,6 +109,7 @@ class Ranker:
         self.ckpt = ckpt
         self.config = ckpt.config
         self.params = jax.device_put(unflatten(ckpt.params))  # on device once, not per call
+        self.cached_params = compute_weights(self.params, self.config)  # the cached path's
         fwd = hk.without_apply_rng(hk.transform(ranker.ranker_forward(self.config)))
 
         def probs(params, batch, emb):
@@ -193,7 +194,7 @@ class Ranker:
                 # dispatched without waiting: the next group's inputs are built while XLA
                 # computes this one; at most RANK_IN_FLIGHT groups (their inputs and outputs)
                 # are held at once, so a batch's memory does not grow with its users
-                pending.append((group, cached_probs_fn(cfg)(self.params, batch, emb)))
+                pending.append((group, cached_probs_fn(cfg)(self.cached_params, batch, emb)))
                 if len(pending) >= RANK_IN_FLIGHT:
                     self._collect(pending.pop(0), post_ids, out)
         for done in pending:
@@ -216,7 +217,7 @@ class Ranker:
             return np.zeros((0, self.config.num_actions), np.float32)
         batch, emb = self.cached_inputs(history, post_ids, author_ids, product_surface,
                                         impression_ts, creation_ts)  # fmt: skip
-        probs = cached_probs_fn(self.config, self.upstream_sigmoid)(self.params, batch, emb)
+        probs = cached_probs_fn(self.config, self.upstream_sigmoid)(self.cached_params, batch, emb)
         return finite_output(np.asarray(probs, np.float32)[0, :n], "ranker", self.config.head_names)
 
     def cached_inputs(
@@ -242,7 +243,7 @@ class Ranker:
     def cached_flops(self, history: UserHistory, post_ids: np.ndarray) -> float:
         """FLOPs of one cached-path call for these candidates, as XLA counts them."""
         batch, emb = self.cached_inputs(history, post_ids, post_ids)
-        compiled = cached_probs_fn(self.config).lower(self.params, batch, emb).compile()
+        compiled = cached_probs_fn(self.config).lower(self.cached_params, batch, emb).compile()
         cost = compiled.cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
         return float(cost.get("flops", float("nan")))

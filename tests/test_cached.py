@@ -133,3 +133,20 @@ def test_rank_many_feeds_an_accelerator_groups_of_users_with_the_same_probabilit
     np.testing.assert_array_equal(alone[0], grouped[2])
     for a, b in zip(one_a_call, grouped, strict=True):
         assert a.shape == b.shape and (not len(a) or np.abs(a - b).max() < 1e-6)
+
+
+def test_transformer_weights_cast_once_at_load_give_the_same_bits(mini_ranker_ckpt):
+    from phoenix.cached import cached_probs_fn
+
+    ranker = Ranker(mini_ranker_ckpt, path="cached")
+    assert ranker.config.fprop_dtype == "bfloat16"
+    w = ranker.cached_params["transformer/decoder_layer_0/linear"]["w"]
+    assert w.dtype == np.dtype("bfloat16")  # cast at load, not in every call
+    assert ranker.cached_params["phoenix_model"]["unembeddings"].dtype == np.float32
+    rng = np.random.default_rng(8)
+    history = random_history(ranker.config, rng, 20)
+    posts = rng.integers(1, 2**62, 70)
+    batch, emb = ranker.cached_inputs(history, posts, posts % 97 + 1)
+    fn = cached_probs_fn(ranker.config)
+    want = np.asarray(fn(ranker.params, batch, emb))  # float32 weights cast inside the call
+    assert np.array_equal(np.asarray(fn(ranker.cached_params, batch, emb)), want)
