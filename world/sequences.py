@@ -168,7 +168,10 @@ def post_topics(world: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     t = t.filter(pc.equal(t.column("event"), "create"))
     topics = pc.fill_null(t.column("topics"), pa.scalar([], t.schema.field("topics").type))
     topics = topics.combine_chunks() if t.num_rows else pa.array([], topics.type)
-    values = topics.flatten().to_numpy(zero_copy_only=False).astype(str)
+    # one Python string per distinct topic, not per post (a world has ~1 M posts, few topics)
+    flat = pc.dictionary_encode(topics.flatten(), null_encoding="encode")
+    names = flat.dictionary.to_numpy(zero_copy_only=False).astype(str)
+    values = names[flat.indices.to_numpy()] if len(flat) else np.zeros(0, names.dtype)
     offsets = (topics.offsets.to_numpy() - topics.offsets[0].as_py()).astype(np.int64)
     return t.column("post_id").to_numpy().astype(np.int64), values, offsets
 
