@@ -2,6 +2,7 @@
 of `rank --users … --out DIR` equal `rank --user U` (same posts, same order, scores to 1e-6).
 
     python -m benchmarks.population_check [--dataset DIR] [--users all|ID,ID|FILE] [--world W]
+        [--checkpoint CKPT]
 
 Without --dataset it first runs the population into a temporary directory. Exit status 1 when
 any user differs (each difference is printed).
@@ -30,11 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", type=Path, help="an existing dataset directory")
     ap.add_argument("--users", default="all")
     ap.add_argument("--world", default=feed.BUNDLED.world)
+    ap.add_argument("--checkpoint", default=feed.BUNDLED.checkpoint,
+                    help="e.g. `xfeed ckpt fake --preset mini` (bfloat16)")  # fmt: skip
     args = ap.parse_args(argv)
-    b = feed.BUNDLED
     world = str(args.world)
     snap = Path(world) / "thunder"
-    res = Resources(world, b.checkpoint, str(snap) if snap.exists() else None, None)
+    res = Resources(world, str(args.checkpoint), str(snap) if snap.exists() else None, None)
     users = pop.resolve_users(args.users, world)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.dataset or Path(tmp) / "feeds"

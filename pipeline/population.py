@@ -81,9 +81,8 @@ def resolve_users(spec: str, world: str) -> np.ndarray:
     known = world_user_ids(world)
     if spec == "all":
         return known
-    path = Path(spec)
-    if path.exists():
-        ids = _ids_from_file(path)
+    if _is_file(Path(spec)):
+        ids = _ids_from_file(Path(spec))
     elif all(part.strip().lstrip("-").isdigit() for part in spec.split(",") if part.strip()):
         ids = np.array([int(x) for x in spec.split(",") if x.strip()], np.int64)
     else:
@@ -96,6 +95,15 @@ def resolve_users(spec: str, world: str) -> np.ndarray:
     if not len(ids):
         raise PopulationError(f"--users {spec!r}: no user ids")
     return ids
+
+
+def _is_file(path: Path) -> bool:
+    """Whether `path` names an existing file; a long id list is no file name (the OS refuses a
+    name over 255 bytes: ENAMETOOLONG, which `Path.exists` raises)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _ids_from_file(path: Path) -> np.ndarray:

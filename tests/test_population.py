@@ -229,3 +229,13 @@ def test_ray_engine_refuses_a_gpu_device_without_gpus_per_actor(tmp_path, runner
     res = runner.invoke(app, argv)
     assert res.exit_code == 2 and "--ray-gpus-per-actor > 0" in res.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_long_id_list_is_read_as_ids_not_as_a_file_name():
+    from pipeline.population import resolve_users, world_user_ids
+
+    world = str(feed.BUNDLED.world)
+    ids = world_user_ids(world)[:300]
+    spec = ",".join(map(str, ids))
+    assert len(spec.encode()) > 255  # longer than any file name the OS accepts
+    assert np.array_equal(resolve_users(spec, world), np.sort(ids))
