@@ -272,11 +272,12 @@ def test_cli_ranker_logq_and_retrieval_negatives_reach_the_training(log_world, t
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["train", "ranker", *base, "--steps", "2", "--batch-size", "4",
                               "--ranker-logq", "--negatives-from", str(ck),
-                              "--id-l2", "1e-5"])  # fmt: skip
+                              "--id-l2", "1e-5", "--no-logq-shift"])  # fmt: skip
     assert res.exit_code == 0, res.output
     meta = json.loads((ck / "ranker" / "config.json").read_text())
     prov = meta.get("provenance", meta)
     assert prov["train"]["ranker_logq"] is True and prov["train"]["id_l2"] == 1e-5
+    assert prov["train"]["ranker_logq_shift"] is False
     assert prov["train"]["retrieval_negatives"] == 8 and prov["train"]["sampled_negatives"] == 8
     assert prov["negatives_from"] == str(ck)
     res = runner.invoke(app, ["train", "ranker", *base, "--steps", "2", "--force",
@@ -448,3 +449,56 @@ def test_reorder_analysis_summary_by_hand():
     assert got["auc"] == pytest.approx((1.5 / 3 + 1.0) / 2)  # 0.5 beats 0.1, ties 0.5, loses 0.9
     assert got["top10_pop_median"] == pytest.approx(5.5)
     assert got["top10_pop_under_10"] == pytest.approx(10 / 12)
+
+
+def test_ranker_loss_logq_shift_by_hand():
+    from training.steps import ranker_loss
+
+    logits = np.array([[[1.0, -2.0], [0.5, 0.0]]], np.float32)  # [B=1, C=2, A=2]
+    labels = np.array([[[1.0, 0.0], [0.0, 0.0]]], np.float32)
+    weights = np.array([[1.0, 1.0]], np.float32)
+    logq = np.array([[math.log(0.01), math.log(0.2)]], np.float32)
+
+    def bce(z, y):
+        return -(y * math.log(1 / (1 + math.exp(-z))) + (1 - y) * math.log(1 / (1 + math.exp(z))))
+
+    shifted = [[1.0 - math.log(0.01), -2.0 - math.log(0.01)], [0.5 - math.log(0.2), -math.log(0.2)]]
+    want = sum(bce(z, y) for zs, ys in zip(shifted, labels[0], strict=True)
+               for z, y in zip(zs, ys, strict=True)) / 4  # fmt: skip
+    assert float(ranker_loss(logits, labels, weights, logq)) == pytest.approx(want, rel=1e-5)
+    plain = sum(bce(z, y) for zs, ys in zip(logits[0], labels[0], strict=True)
+                for z, y in zip(zs, ys, strict=True)) / 4  # fmt: skip
+    assert float(ranker_loss(logits, labels, weights)) == pytest.approx(plain, rel=1e-5)
+
+
+def test_ranker_logq_shift_is_each_candidates_sampling_density_by_hand(log_world):
+    from phoenix import hashing
+    from training.examples import ranker_examples, training_catalogue
+    from world.sequences import load_sequences
+
+    cfg = model_config("ranker")
+    seq = load_sequences(log_world, cfg.num_actions)
+    split = holdout_points(seq, TrainConfig(holdout="loo", positives="any"))
+    cat_id, _, counts = training_catalogue(seq, split)
+    tc = TrainConfig(retrieval_negatives=5, retrieval_top=6, sampled_negatives=2,
+                     ranker_logq_shift=True)  # fmt: skip
+    ex = ranker_examples(seq, cfg, split, tc, retriever=_OneHotRetriever())
+    assert "logq" not in ranker_examples(seq, cfg, split, TrainConfig(sampled_negatives=2))
+    real, labels = ex["weights"] > 0, ex["labels"].any(-1)
+    row_of = {int(f): r for r, f in enumerate(hashing.item_rows(cat_id, cfg.hash)[:, 0])}
+    user_of = {int(hashing.user_rows(uid, cfg.hash)[0]): u for u, uid in enumerate(seq.user_ids)}
+    cut_of = ex["history_post_hashes"].blocks.cut
+    for e in range(len(labels)):
+        u = user_of[int(ex["user_hashes"][e, 0])]
+        lo = int(seq.offsets[u])
+        before = set(seq.post_id[lo : int(cut_of[e])].tolist())  # the pool leaves out the history
+        pool = [r for r in range(len(cat_id)) if int(cat_id[r]) not in before][:6]
+        mine = set(seq.post_id[lo : int(split[u])].tolist())
+        drawable = [r for r in pool if int(cat_id[r]) not in mine]
+        n_ret = min(5, len(drawable))
+        n_pop = int((real[e] & ~labels[e]).sum()) - n_ret
+        for j in np.flatnonzero(real[e]):
+            r = row_of[int(ex["candidate_post_hashes"][e, j, 0])]
+            q = (n_ret / len(drawable) if r in pool else 0.0) + n_pop * counts[r] / counts.sum()
+            assert ex["logq"][e, j] == pytest.approx(math.log(q), rel=1e-5)
+        assert (ex["logq"][e][~real[e]] == 0).all()

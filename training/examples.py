@@ -169,12 +169,18 @@ def ranker_examples(
     `tc.retrieval_negatives` drawn uniformly from `retriever`'s top `tc.retrieval_top` for the
     history at the cut (what the ranker will reorder), then `tc.sampled_negatives` drawn from
     the training item distribution (by count). `weights` [E, C]: 1, or upstream's log-Q weight
-    1 / count with `tc.ranker_logq`. `begin` [U]: the first cut per user (validation examples:
-    candidates only from [begin, split))."""
+    1 / count with `tc.ranker_logq`. With `tc.ranker_logq_shift` (and sampled negatives):
+    `logq` [E, C], the log of the density with which this example's negative samplers would
+    draw each candidate (n_ret / the pool's drawable items where it is in the pool, plus
+    n_pop · count / N; at least 1 / N), and the pool is retrieval's top for the history at the
+    cut as serving sees it (only the history's items left out; the user's training items are
+    still never drawn), so that a next item can be in it. `begin` [U]: the first cut per user
+    (validation examples: candidates only from [begin, split))."""
     tc = tc or TrainConfig()
     c, h = cfg.candidate_seq_len, cfg.hash
     n_ret = min(tc.retrieval_negatives, c - 1) if retriever is not None else 0
     n_neg = min(tc.sampled_negatives + n_ret, c - 1)
+    n_pos = c - n_neg  # positives: the next items after the cut, in the slots left
     cat_id, cat_author, counts = training_catalogue(seq, split)
     cum = np.cumsum(counts) / counts.sum() if len(counts) else np.zeros(0)
     rng = np.random.default_rng(tc.seed + 3)
@@ -182,18 +188,23 @@ def ranker_examples(
     for u in range(len(seq.user_ids)):
         lo, end = int(seq.offsets[u]), int(split[u])
         first = lo + 4 if begin is None else max(lo + 1, int(begin[u]))
-        cuts += [(u, cut) for cut in range(first, end, max((c - n_neg) // 4, 1))]
+        cuts += [(u, cut) for cut in range(first, end, max(n_pos // 4, 1))]
     pool = None
-    if n_ret:
-        pool = retrieval_pool(retriever, seq, cuts, split, (cat_id, cat_author), tc.retrieval_top)
+    shift = tc.ranker_logq_shift and n_neg > 0  # only sampled negatives have a density
+    if n_ret:  # with the shift, the pool as serving sees it: only the history's items left out
+        pool = retrieval_pool(retriever, seq, cuts, split, (cat_id, cat_author), tc.retrieval_top,
+                              history_only=shift)  # fmt: skip
         n_ret = min(n_ret, pool.shape[1])
     rows = []
     history_lo = np.zeros(len(cuts), np.int64)  # [E]: example e's history is [lo, cut)
+    logq = np.zeros((len(cuts), c), np.float32)  # [E, C] log sampling density (the shift)
+    p_pop = counts / counts.sum() if len(counts) else np.zeros(0)  # [I] popularity sampler
+    q_floor = 1.0 / max(int(counts.sum()), 1)  # an item neither sampler draws: one count's worth
     for e, (u, cut) in enumerate(cuts):
         lo, end = int(seq.offsets[u]), int(split[u])
         history_lo[e] = lo
         mine = seq.post_id[lo:end]  # training items only: a held-out item may be a negative
-        stop = min(cut + c - n_neg, end)
+        stop = min(cut + n_pos, end)
         k = stop - cut
         posts = np.zeros(c, np.int64)
         authors = np.zeros(c, np.int64)
@@ -203,8 +214,12 @@ def ranker_examples(
         surface = np.zeros(c, np.int32)
         surface[:k] = seq.surface[cut:stop]
         draw = np.zeros(0, np.int64)
+        q_ret = 0.0  # the density of a pool item among the retrieval negatives
         if pool is not None and n_ret:
-            draw = rng.choice(pool[e], n_ret, replace=False)
+            cand = pool[e][~np.isin(cat_id[pool[e]], mine)] if shift else pool[e]
+            draw = rng.choice(cand, min(n_ret, len(cand)), replace=False)
+            q_ret = len(draw) / max(len(cand), 1)
+        n_ret_e = len(draw)
         if n_neg > len(draw) and len(cat_id):
             more = np.searchsorted(cum, rng.random(4 * n_neg), side="right")
             more = more[~np.isin(cat_id[more], mine) & ~np.isin(more, draw)]
@@ -216,6 +231,12 @@ def ranker_examples(
         k += len(draw)
         weights = np.zeros(c, np.float32)
         weights[:k] = 1.0
+        if shift:  # log q of every candidate: pool density where in the pool + popularity's
+            cols = np.minimum(np.searchsorted(cat_id, posts[:k]), max(len(cat_id) - 1, 0))
+            known = cat_id[cols] == posts[:k] if len(cat_id) else np.zeros(k, bool)
+            in_pool = np.isin(cols, pool[e]) & known if pool is not None else np.zeros(k, bool)
+            q = q_ret * in_pool + (len(draw) - n_ret_e) * np.where(known, p_pop[cols], 0.0)
+            logq[e, :k] = np.log(np.maximum(q, q_floor))
         if tc.ranker_logq:
             cnt = counts[np.minimum(np.searchsorted(cat_id, posts[:k]), len(cat_id) - 1)]
             weights[:k] = 1.0 / np.maximum(cnt, 1)
@@ -232,6 +253,8 @@ def ranker_examples(
     if not rows:
         raise ValueError("no user has enough training items for a ranker example")
     out = _stack(rows)
+    if shift:
+        out["logq"] = logq
     blocks = HistoryBlocks(seq, cfg, history_lo, np.array([c for _, c in cuts], np.int64))
     return {**out, **{name: HistoryField(blocks, name) for name in history_fields(cfg)}}
 

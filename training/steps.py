@@ -90,6 +90,11 @@ class TrainConfig:
     # retrieval checkpoint (`xfeed train ranker --negatives-from CKPT`).
     retrieval_negatives: int = 0
     retrieval_top: int = 200
+    # Ranker: the sampling correction of sampled negatives as a logit shift (the log-Q correction
+    # upstream's retrieval applies, here on the BCE): each candidate's logit is trained as
+    # logit − log q, q = the density with which the negative sampler would draw that item for
+    # that example, so the logit itself learns log p(item | user) + const (not p / q).
+    ranker_logq_shift: bool = False
     positives: str = "favorite"  # retrieval positives: "favorite" (upstream) or "any"
     holdout: str = "fraction"  # "fraction" (last 20 %) or "loo" (each user's last positive)
     logq_weight: float = 2.0
@@ -249,9 +254,14 @@ def _batches(n: int, size: int) -> list[np.ndarray]:
     return [np.arange(s, min(s + size, n)) for s in range(0, n, size)]
 
 
-def ranker_loss(logits: jax.Array, labels: jax.Array, weights: jax.Array) -> jax.Array:
+def ranker_loss(
+    logits: jax.Array, labels: jax.Array, weights: jax.Array, logq: jax.Array | None = None
+) -> jax.Array:
     """Multi-label sigmoid BCE over the heads [B, C, A], each candidate weighted by `weights`
-    [B, C] (0 = padding; 1, or the log-Q weight); sum / (Σ weights · A)."""
+    [B, C] (0 = padding; 1, or the log-Q weight); sum / (Σ weights · A). `logq` [B, C]: the
+    log sampling density of each candidate, subtracted from all its logits (the log-Q shift)."""
+    if logq is not None:
+        logits = logits - logq[..., None]
     bce = optax.sigmoid_binary_cross_entropy(logits, labels)  # [B, C, A]
     w = weights[..., None]
     return jnp.sum(bce * w) / jnp.maximum(jnp.sum(w) * logits.shape[-1], 1e-10)
@@ -270,7 +280,7 @@ def train_ranker(
     fwd = hk.without_apply_rng(hk.transform(ranker.ranker_forward(cfg)))
 
     def loss_fn(state, data):
-        batch, labels, weights, keep, keep_hist, keep_user = data
+        batch, labels, weights, logq, keep, keep_hist, keep_user = data
         emb = embed(state["tables"], batch, cfg)
         emb = emb._replace(
             candidate_post_embeddings=emb.candidate_post_embeddings * keep,
@@ -279,7 +289,7 @@ def train_ranker(
         )
         out = fwd.apply(state["model"], batch, emb)
         logits = out.logits.astype(jnp.float32)  # [B, C, A]
-        return ranker_loss(logits, labels, weights) + id_penalty(state["tables"], tc.id_l2)
+        return ranker_loss(logits, labels, weights, logq) + id_penalty(state["tables"], tc.id_l2)
 
     drop = np.random.default_rng(tc.seed + 2)
 
@@ -287,11 +297,12 @@ def train_ranker(
         batch = _batch(examples, idx)
         labels = examples["labels"][idx].astype(np.float32)
         weights = examples["weights"][idx]
+        logq = examples["logq"][idx] if "logq" in examples else None
         keep = (drop.random(labels.shape[:2]) >= tc.post_dropout).astype(np.float32)
         s = batch.history_post_hashes.shape[1]
         keep_hist = (drop.random((len(idx), s)) >= tc.history_post_dropout).astype(np.float32)
         keep_user = (drop.random(len(idx)) >= tc.user_dropout).astype(np.float32)
-        return (batch, labels, weights, keep[..., None, None],  # [B, C, 1, 1]
+        return (batch, labels, weights, logq, keep[..., None, None],  # [B, C, 1, 1]
                 keep_hist[..., None, None], keep_user[:, None, None])  # fmt: skip
 
     @jax.jit
@@ -307,7 +318,7 @@ def train_ranker(
         lg, lb, w = np.concatenate(logits), np.concatenate(labels), np.concatenate(weights)
         if "is_target" in valid:  # the reorder of retrieval's candidates (training.reorder)
             return reorder_metrics(lg[..., int(valid["rank_head"])], valid)
-        loss = float(ranker_loss(lg, lb.astype(np.float32), w))
+        loss = float(ranker_loss(lg, lb.astype(np.float32), w, valid.get("logq")))
         keep = w > 0
         p, y = 1.0 / (1.0 + np.exp(-lg[keep])), lb[keep]  # [N, A]
         heads = {}

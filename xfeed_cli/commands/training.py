@@ -127,6 +127,16 @@ def train(
             "log-Q weighting; default off).",
         ),
     ] = None,
+    logq_shift: Annotated[
+        bool | None,
+        typer.Option(
+            "--logq-shift/--no-logq-shift",
+            help="Ranker with sampled negatives: train each candidate's logits minus log q, q "
+            "the density with which the negative samplers draw that item for that example "
+            "(the log-Q correction as a logit shift), so the logits learn log p(item | user) "
+            "rather than p / q (default on for imported worlds).",
+        ),
+    ] = None,
     id_l2: Annotated[
         float | None,
         typer.Option(
@@ -178,9 +188,11 @@ def train(
     if positives not in (None, "favorite", "any"):
         raise InputError(f"--positives must be favorite or any, not {positives!r}")
     imported = bool(tables.read_world_json(world).get("imported"))
-    if (retrieval_negatives or ranker_logq or negatives_from) and model is not ModelType.RANKER:
-        raise InputError("--negatives-from, --retrieval-negatives and --ranker-logq are for "
-                         "the ranker")  # fmt: skip
+    if (retrieval_negatives or ranker_logq or negatives_from or logq_shift) and (
+        model is not ModelType.RANKER
+    ):
+        raise InputError("--negatives-from, --retrieval-negatives, --ranker-logq and "
+                         "--logq-shift are for the ranker")  # fmt: skip
     if retrieval_negatives and negatives_from is None:
         raise InputError("--retrieval-negatives needs --negatives-from CKPT (a retrieval model)")
     if negatives_from is not None and retrieval_negatives is None:
@@ -191,6 +203,7 @@ def train(
     given = {"steps": steps, "batch_size": batch_size, "positives": positives,
              "sample_by": sample_by, "sampled_negatives": sampled_negatives,
              "retrieval_negatives": retrieval_negatives, "ranker_logq": ranker_logq,
+             "ranker_logq_shift": logq_shift,
              "valid_fraction": valid, "patience": patience, "eval_every": eval_every,
              "select_by": select_by, "id_l2": id_l2}  # fmt: skip
     tc = dataclasses.replace(trainer.default_train_config(model, imported), seed=seed,
