@@ -11,7 +11,8 @@ from q learns odds ∝ p(item | user) / q(item | user)):
 
 - `logit + log q`: q = the ranker's own negative mix's density on a top-R item, n_ret / R +
   n_pop · count / N (read from its provenance: n_ret retrieval negatives drawn uniformly from the
-  top R, n_pop sampled by training count; N the training interactions);
+  top R, n_pop sampled by training count; N the training interactions; 1 for a ranker trained
+  with the log-Q shift, whose logit has it already);
 - `rank average`: the mean of retrieval's and the ranker's ranks (not a serving rule:
   home-mixer orders by the ranker's heads alone).
 
@@ -74,6 +75,8 @@ def _scores(world: Path, ckpt: Path, top: int) -> dict[str, np.ndarray]:
     tc = (prov or {}).get("train", {})
     n_ret = tc.get("retrieval_negatives", 0) if (prov or {}).get("negatives_from") else 0
     q = n_ret / top + tc.get("sampled_negatives", 0) * np.array(out["popularity"]) / pop.sum()
+    if tc.get("ranker_logq_shift"):  # trained with the shift: the logit is corrected already
+        q = np.ones_like(q)
     return {k: np.array(v) for k, v in out.items()} | {"q": np.maximum(q, 1e-12)}
 
 

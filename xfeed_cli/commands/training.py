@@ -39,7 +39,7 @@ def train(
         int | None,
         typer.Option(
             min=1,
-            help="Optimizer steps (default: ranker 4500, 1500 on imported worlds; retrieval 1500).",
+            help="Optimizer steps (default: ranker 4500, 3000 on imported worlds; retrieval 1500).",
         ),  # fmt: skip
     ] = None,
     holdout: Annotated[
