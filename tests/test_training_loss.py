@@ -208,6 +208,31 @@ def test_imported_worlds_size_id_tables_to_their_ids():
     assert (cfg.hash.user.vocab_size, cfg.hash.item.vocab_size) == (8192, 131072)
 
 
+def test_retrieval_tables_are_world_sized_so_new_posts_read_untrained_rows():
+    from phoenix import hashing
+    from training.trainer import table_vocab
+    from world.sequences import load_sequences, split_points
+    from world.tables import read_world_json
+
+    world = "data/samples/world"
+    rows = read_world_json(world)["rows"]  # 2,000 users, 20,462 posts
+    vocab = table_vocab(ModelType.RETRIEVAL, rows)
+    assert vocab == {"user": 16384, "item": 262144, "author": 4096}
+    assert table_vocab(ModelType.RANKER, rows) is None  # the ranker keeps the tiny sizes
+    seq = load_sequences(world, 2)
+    split = split_points(seq)
+    train = np.zeros(len(seq.post_id), bool)
+    for u in range(len(seq.user_ids)):
+        train[seq.offsets[u] : split[u]] = True
+    new = np.setdiff1d(seq.post_id[~train], seq.post_id[train])  # held-out posts no training
+    fresh = {}  # item touched; the share of them whose every hashed row no training item reads
+    for name, v in (("tiny", None), ("world", vocab)):
+        h = model_config(ModelType.RETRIEVAL, vocab=v).hash
+        trained = np.unique(hashing.item_rows(np.unique(seq.post_id[train]), h))
+        fresh[name] = (~np.isin(hashing.item_rows(new, h), trained)).all(axis=1).mean()
+    assert fresh["tiny"] < 0.15 and fresh["world"] > 0.7, fresh
+
+
 class _OneHotRetriever:
     """A stand-in retrieval model: item i's embedding is one-hot at i % D, every user's
     representation prefers dimensions 0..D-1 in decreasing order (scores = catalogue order)."""

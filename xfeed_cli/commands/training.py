@@ -148,6 +148,17 @@ def train(
             "see README, Training recipe).",
         ),
     ] = None,
+    post_dropout: Annotated[
+        float | None,
+        typer.Option(
+            "--post-dropout",
+            min=0.0,
+            max=1.0,
+            help="Probability that a training candidate's post id embedding is zeroed, so the "
+            "model learns to score posts it has never seen (default: see README, Training "
+            "recipe).",
+        ),
+    ] = None,
     sid_levels: Annotated[
         int | None,
         typer.Option(
@@ -205,7 +216,7 @@ def train(
              "retrieval_negatives": retrieval_negatives, "ranker_logq": ranker_logq,
              "ranker_logq_shift": logq_shift,
              "valid_fraction": valid, "patience": patience, "eval_every": eval_every,
-             "select_by": select_by, "id_l2": id_l2}  # fmt: skip
+             "select_by": select_by, "id_l2": id_l2, "post_dropout": post_dropout}  # fmt: skip
     tc = dataclasses.replace(trainer.default_train_config(model, imported), seed=seed,
                              holdout=holdout,
                              **{k: v for k, v in given.items() if v is not None})  # fmt: skip
