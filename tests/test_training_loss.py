@@ -233,6 +233,15 @@ def test_retrieval_tables_are_world_sized_so_new_posts_read_untrained_rows():
     assert fresh["tiny"] < 0.15 and fresh["world"] > 0.7, fresh
 
 
+def test_unread_id_rows_are_exported_as_zeros():
+    from training.steps import unread_rows_zeroed
+
+    table = np.arange(1, 13, dtype=np.float32).reshape(4, 3)  # rows at unified 10..13
+    out = unread_rows_zeroed(table, np.array([[11, 0], [13, 11]]), offset=10)  # 0 = padding
+    assert out.tolist() == [[0, 0, 0], [4, 5, 6], [0, 0, 0], [10, 11, 12]]
+    assert out.dtype == np.float32 and table[0, 0] == 1  # the input is not modified
+
+
 class _OneHotRetriever:
     """A stand-in retrieval model: item i's embedding is one-hot at i % D, every user's
     representation prefers dimensions 0..D-1 in decreasing order (scores = catalogue order)."""

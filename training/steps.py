@@ -482,15 +482,36 @@ def train_retrieval(
     state = init_state(cfg, tc)
     state, losses, records = _fit(loss_fn, state, get, len(examples["pos_post"]), tc, progress,
                                   metrics, log, examples.get("user_row"))  # fmt: skip
-    return (*_export(state, losses), records)
+    read = {"user": examples["user_hashes"],  # the id rows any training example reads
+            "item": np.concatenate([examples["cat_post"].ravel(),  # every training item
+                                    examples["pos_post"].ravel()])}  # fmt: skip
+    return (*_export(state, losses, read=read, offsets=cfg.hash.offsets), records)
+
+
+def unread_rows_zeroed(table: np.ndarray, rows: np.ndarray, offset: int) -> np.ndarray:
+    """`table` [V, D] with every row that none of the unified `rows` (any shape; 0 = padding)
+    reads set to zero: an id no training example saw (a post new at serving time) gets the zero
+    embedding that post-id dropout trained the model on, not its random initialisation."""
+    keep = np.zeros(len(table), bool)
+    local = np.asarray(rows, np.int64).ravel()
+    keep[local[local > 0] - offset] = True
+    return np.where(keep[:, None], table, 0.0).astype(table.dtype)
 
 
 def _export(
-    state: dict, losses: list[float], zeroed: tuple[str, ...] = ()
+    state: dict,
+    losses: list[float],
+    zeroed: tuple[str, ...] = (),
+    read: dict[str, np.ndarray] | None = None,
+    offsets: dict[str, int] | None = None,
 ) -> tuple[FlatParams, EmbeddingTables, list[float]]:
+    """Flat params and tables: tables in `zeroed` all zeros; those in `read` (unified rows the
+    training read, `offsets` per entity) zero outside those rows."""
     params = flatten(jax.device_get(state["model"]))
-    tables = EmbeddingTables(**{
-        e: np.zeros_like(state["tables"][e]) if e in zeroed else np.asarray(state["tables"][e])
-        for e in ENTITIES
-    })  # fmt: skip
-    return {k: np.asarray(v, np.float32) for k, v in params.items()}, tables, losses
+    tables = {e: np.asarray(state["tables"][e]) for e in ENTITIES}
+    for e in zeroed:
+        tables[e] = np.zeros_like(tables[e])
+    for e, rows in (read or {}).items():
+        tables[e] = unread_rows_zeroed(tables[e], rows, offsets[e])
+    params = {k: np.asarray(v, np.float32) for k, v in params.items()}
+    return params, EmbeddingTables(**tables), losses
