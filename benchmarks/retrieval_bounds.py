@@ -26,8 +26,8 @@ tell of a post's age):
 - `oracle, author level + history author shares`: the propensity adds the share of the user's
   training items by that author (what the user tower reads of who the user follows);
 - `oracle, author level + follows`: the propensity and the gate use the follow graph;
-- `oracle, post level`: each post's own topic and quality (a new post's topic is in no tower
-  input).
+- `oracle, post level`: each post's own topic and quality (a new post's topic is a tower input
+  through its semantic id; its quality is not).
 
 Run: python -m benchmarks.retrieval_bounds [--world data/samples/world] [--oracle] [--json]
 """

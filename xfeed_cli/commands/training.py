@@ -66,7 +66,12 @@ def train(
         ),
     ] = None,
     history: Annotated[
-        int | None, typer.Option(min=1, max=4096, help="History length (default: the preset's).")
+        int | None,
+        typer.Option(
+            min=1,
+            max=4096,
+            help="History length (default: see README, Training recipe).",
+        ),
     ] = None,
     valid: Annotated[
         float | None,
