@@ -482,9 +482,11 @@ def train_retrieval(
     state = init_state(cfg, tc)
     state, losses, records = _fit(loss_fn, state, get, len(examples["pos_post"]), tc, progress,
                                   metrics, log, examples.get("user_row"))  # fmt: skip
-    read = {"user": examples["user_hashes"],  # the id rows any training example reads
-            "item": np.concatenate([examples["cat_post"].ravel(),  # every training item
-                                    examples["pos_post"].ravel()])}  # fmt: skip
+    read = None  # with post-id dropout: zero the id rows no training example reads
+    if tc.post_dropout > 0:
+        read = {"user": examples["user_hashes"],
+                "item": np.concatenate([examples["cat_post"].ravel(),  # every training item
+                                        examples["pos_post"].ravel()])}  # fmt: skip
     return (*_export(state, losses, read=read, offsets=cfg.hash.offsets), records)
 
 

@@ -55,7 +55,7 @@ FAV = ActionName.SERVER_TWEET_FAV
 TINY_RANKER_HISTORY = 128
 # The synthetic retrieval model reads 128 history items too (recall@100 0.205 -> 0.216 on the
 # bundled world; README, "Why retrieval …"), and drops candidate post ids with probability
-# SYNTH_RETRIEVAL_POST_DROPOUT: 39 % of held-out favorites are posts no training item touched,
+# SYNTH_RETRIEVAL_POST_DROPOUT: 38 % of held-out favorites are posts no training item touched,
 # whose id rows never trained, and the dropout teaches the towers what such a post is worth.
 SYNTH_RETRIEVAL_HISTORY = 128
 SYNTH_RETRIEVAL_POST_DROPOUT = 0.8
