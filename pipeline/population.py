@@ -81,8 +81,9 @@ def resolve_users(spec: str, world: str) -> np.ndarray:
     known = world_user_ids(world)
     if spec == "all":
         return known
-    if _is_file(Path(spec)):
-        ids = _ids_from_file(Path(spec))
+    path = Path(spec)
+    if _is_file(path):
+        ids = _ids_from_file(path)
     elif all(part.strip().lstrip("-").isdigit() for part in spec.split(",") if part.strip()):
         ids = np.array([int(x) for x in spec.split(",") if x.strip()], np.int64)
     else:
