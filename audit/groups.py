@@ -22,6 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from audit.runs import AuditError
+from world.tables import WorldError, read_table
+from world.tables import post_topics as world_post_topics
 
 FIELDS = ("topic", "interest", "followers", "activity", "country")
 UNKNOWN = "unknown"
@@ -85,34 +87,29 @@ def _file_groups(path: Path) -> Groups:
 
 
 def _table(world: str, name: str, columns: list[str]) -> pa.Table:
-    path = Path(world) / f"{name}.parquet"
-    if not path.is_file():
-        raise AuditError(f"{path}: missing (the groups need the run's world)")
+    """A world table's columns, read and checked as the pipeline reads them (world.tables)."""
     try:
-        schema = pq.read_schema(path)
-        missing = [c for c in columns if c not in schema.names]
-        if missing:
-            raise AuditError(f"{path}: no column {missing[0]!r}")
-        return pq.read_table(path, columns=columns)
-    except (pa.ArrowException, OSError) as exc:
-        raise AuditError(f"{path}: not a readable Parquet file ({exc})") from None
+        return read_table(world, name, columns)
+    except WorldError as exc:
+        raise AuditError(f"{exc} (the groups need the run's world)") from None
 
 
 @functools.lru_cache(maxsize=8)
 def post_topics(world: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(post ids ascending [P], topic codes [P] int32 (-1: none), topic names) of the world's
-    created posts; a post's topic is its first listed topic."""
-    t = _table(world, "posts", ["event", "post_id", "topics"])
-    t = t.filter(pc.equal(t.column("event"), "create"))
-    first = pc.list_element(pc.fill_null(t.column("topics"), pa.scalar([""], t.schema.field(
-        "topics").type)), 0) if t.num_rows else pa.array([], pa.string())  # fmt: skip
-    names, codes = np.unique(np.asarray(pc.fill_null(first, "").to_pylist(), object).astype(str),
-                             return_inverse=True)  # fmt: skip
+    created posts; a post's topic is its first listed topic (`world.tables.post_topics`)."""
+    try:
+        ids, values, offsets = world_post_topics(world)
+    except WorldError as exc:
+        raise AuditError(f"{exc} (the groups need the run's world)") from None
+    listed = offsets[1:] > offsets[:-1]  # [P] posts with at least one topic
+    first = np.full(len(ids), "", dtype=values.dtype if len(values) else str)
+    first[listed] = values[offsets[:-1][listed]]
+    names, codes = np.unique(first, return_inverse=True)
     codes = codes.astype(np.int32)
     if len(names) and names[0] == "":
         codes -= 1  # "" (no topic) -> -1
         names = names[1:]
-    ids = t.column("post_id").to_numpy()
     order = np.argsort(ids, kind="stable")
     return ids[order], codes[order], [str(n) for n in names]
 

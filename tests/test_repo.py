@@ -15,8 +15,8 @@ LIBRARIES = (
 )  # fmt: skip
 
 # Which packages each package may import (besides itself): CLI -> (pipeline | world | training |
-# upstream | benchmarks) -> (phoenix | thunder | filters | checkpoints) -> safeio; nothing imports
-# the benchmarks but the CLI.
+# upstream | benchmarks | audit) -> (phoenix | thunder | filters | checkpoints) -> safeio; nothing
+# imports the benchmarks but the CLI; pipeline, training and audit read worlds through world.
 LOWER = {"safeio", "phoenix", "thunder", "filters", "checkpoints"}
 ALLOWED = {
     "safeio": set(),
@@ -29,7 +29,7 @@ ALLOWED = {
     "pipeline": LOWER | {"world"},
     "upstream": LOWER,
     "benchmarks": LOWER | {"world", "training", "pipeline", "audit"},
-    "audit": {"safeio"},
+    "audit": {"safeio", "world"},
     "xfeed_cli": set(LIBRARIES),
 }
 

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from phoenix.config import PhoenixConfig
 from phoenix.sids import PostSids, build_vocab, topic_codes
-from world.tables import read_table, table_file
+from world.tables import post_topics, read_table, table_file
 
 
 @dataclasses.dataclass
@@ -159,21 +159,6 @@ def loo_points(seq: Sequences, relevant: int | None = None) -> np.ndarray:
         if len(ok):
             out[u] = ok[-1]
     return out
-
-
-def post_topics(world: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every created post's topics: (post ids [P] int64, topic values [V] str, offsets [P + 1]),
-    post p's topics = values[offsets[p]:offsets[p + 1]] in the table's order (null = none)."""
-    t = read_table(world, "posts", ["event", "post_id", "topics"])
-    t = t.filter(pc.equal(t.column("event"), "create"))
-    topics = pc.fill_null(t.column("topics"), pa.scalar([], t.schema.field("topics").type))
-    topics = topics.combine_chunks() if t.num_rows else pa.array([], topics.type)
-    # one Python string per distinct topic, not per post (a world has ~1 M posts, few topics)
-    flat = pc.dictionary_encode(topics.flatten(), null_encoding="encode")
-    names = flat.dictionary.to_numpy(zero_copy_only=False).astype(str)
-    values = names[flat.indices.to_numpy()] if len(flat) else np.zeros(0, names.dtype)
-    offsets = (topics.offsets.to_numpy() - topics.offsets[0].as_py()).astype(np.int64)
-    return t.column("post_id").to_numpy().astype(np.int64), values, offsets
 
 
 def sid_vocab(world: Path | str, codebook: int) -> tuple[str, ...]:

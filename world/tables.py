@@ -129,6 +129,21 @@ def edges_of(world: Path | str, user_id: int, kind: str) -> np.ndarray:
     return pc.fill_null(edges.column("dst_user_id"), 0).to_numpy().astype(np.int64)
 
 
+def post_topics(world: Path | str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every created post's topics: (post ids [P] int64, topic values [V] str, offsets [P + 1]),
+    post p's topics = values[offsets[p]:offsets[p + 1]] in the table's order (null = none)."""
+    t = read_table(world, "posts", ["event", "post_id", "topics"])
+    t = t.filter(pc.equal(t.column("event"), "create"))
+    topics = pc.fill_null(t.column("topics"), pa.scalar([], t.schema.field("topics").type))
+    topics = topics.combine_chunks() if t.num_rows else pa.array([], topics.type)
+    # one Python string per distinct topic, not per post (a world has ~1 M posts, few topics)
+    flat = pc.dictionary_encode(topics.flatten(), null_encoding="encode")
+    names = flat.dictionary.to_numpy(zero_copy_only=False).astype(str)
+    values = names[flat.indices.to_numpy()] if len(flat) else np.zeros(0, names.dtype)
+    offsets = (topics.offsets.to_numpy() - topics.offsets[0].as_py()).astype(np.int64)
+    return t.column("post_id").to_numpy().astype(np.int64), values, offsets
+
+
 def table_bytes_hash(paths: list[Path]) -> str:
     """SHA-256 over the tables' names and bytes: a world's `content_hash`."""
     h = hashlib.sha256()
