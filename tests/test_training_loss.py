@@ -312,7 +312,7 @@ def test_cli_ranker_logq_and_retrieval_negatives_reach_the_training(log_world, t
     prov = meta.get("provenance", meta)
     assert prov["train"]["ranker_logq"] is True and prov["train"]["id_l2"] == 1e-5
     assert prov["train"]["ranker_logq_shift"] is False
-    assert prov["train"]["retrieval_negatives"] == 8 and prov["train"]["sampled_negatives"] == 8
+    assert prov["train"]["retrieval_negatives"] == 14 and prov["train"]["sampled_negatives"] == 14
     assert prov["negatives_from"] == str(ck)
     res = runner.invoke(app, ["train", "ranker", *base, "--steps", "2", "--force",
                               "--retrieval-negatives", "4"])  # fmt: skip
@@ -536,3 +536,86 @@ def test_ranker_logq_shift_is_each_candidates_sampling_density_by_hand(log_world
             q = (n_ret / len(drawable) if r in pool else 0.0) + n_pop * counts[r] / counts.sum()
             assert ex["logq"][e, j] == pytest.approx(math.log(q), rel=1e-5)
         assert (ex["logq"][e][~real[e]] == 0).all()
+
+
+def test_ranker_softmax_loss_by_hand():
+    from training.steps import ranker_softmax_loss
+
+    # [B=1, C=4, A=2]; candidate 3 is padding (weight 0), never a negative
+    logits = np.array([[[2.0, 0.0], [1.0, 1.0], [0.0, 3.0], [5.0, 5.0]]], np.float32)
+    labels = np.array([[[1, 0], [0, 1], [0, 0], [0, 0]]], np.float32)
+    weights = np.array([[1.0, 1.0, 1.0, 0.0]], np.float32)
+    # head 0: candidate 0 against 1 and 2; head 1: candidate 1 against 0 and 2
+    want = (_ce([2.0, 1.0, 0.0], 0) + _ce([1.0, 0.0, 3.0], 0)) / 2
+    assert float(ranker_softmax_loss(logits, labels, weights)) == pytest.approx(want, rel=1e-5)
+    # the log-Q correction: every candidate's logit minus its log q
+    logq = np.array([[math.log(0.5), math.log(0.1), math.log(0.2), 0.0]], np.float32)
+    z = logits[0] - logq[0][:, None]
+    want = (_ce([z[0, 0], z[1, 0], z[2, 0]], 0) + _ce([z[1, 1], z[0, 1], z[2, 1]], 0)) / 2
+    got = float(ranker_softmax_loss(logits, labels, weights, logq))
+    assert got == pytest.approx(want, rel=1e-5)
+    # two positives of one head: each against the negatives only, not the other positive;
+    # weights weigh the positives
+    labels2 = np.array([[[1, 0], [1, 0], [0, 0], [0, 0]]], np.float32)
+    w2 = np.array([[3.0, 1.0, 1.0, 0.0]], np.float32)
+    want = (3 * _ce([2.0, 0.0], 0) + _ce([1.0, 0.0], 0)) / 4
+    assert float(ranker_softmax_loss(logits, labels2, w2)) == pytest.approx(want, rel=1e-5)
+    # a head without negatives (or without positives) adds nothing
+    labels3 = np.array([[[1, 0], [1, 0], [1, 0], [0, 0]]], np.float32)
+    assert float(ranker_softmax_loss(logits, labels3, weights)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ranker_positives_are_the_next_n_items_cut_every_item(log_world):
+    from training.examples import ranker_examples
+    from world.sequences import load_sequences
+
+    cfg = model_config("ranker")
+    seq = load_sequences(log_world, cfg.num_actions)
+    split = holdout_points(seq, TrainConfig(holdout="loo", positives="any"))
+    base = ranker_examples(seq, cfg, split, TrainConfig(sampled_negatives=2))
+    ex = ranker_examples(seq, cfg, split, TrainConfig(sampled_negatives=2, ranker_positives=4))
+    pos = ex["labels"].any(-1) & (ex["weights"] > 0)
+    assert pos.sum(1).max() == 4 and (pos[:, 4:] == 0).all()
+    cut = ex["history_post_hashes"].blocks.cut
+    user = ex["user_row"]
+    for u in np.unique(user):  # one example per item from the fifth to the last training item
+        lo = int(seq.offsets[u])
+        assert cut[user == u].tolist() == list(range(lo + 4, int(split[u])))
+    assert len(ex["labels"]) > len(base["labels"])
+
+
+def test_cli_ranker_loss_and_positives_reach_the_checkpoint(log_world, tmp_path, runner):
+    import json
+
+    from training.trainer import default_train_config
+    from xfeed_cli.main import app
+
+    ck = tmp_path / "ck"
+    base = ["--world", str(log_world), "--out", str(ck), "--holdout", "loo", "--device", "cpu",
+            "--steps", "2", "--batch-size", "4"]  # fmt: skip
+
+    def train_prov() -> dict:
+        meta = json.loads((ck / "ranker" / "config.json").read_text())
+        return meta.get("provenance", meta)["train"]
+
+    res = runner.invoke(app, ["train", "ranker", *base])  # an imported log: the softmax
+    assert res.exit_code == 0, res.output
+    assert train_prov()["ranker_loss"] == "softmax" and train_prov()["ranker_positives"] == 4
+    res = runner.invoke(app, ["train", "ranker", *base, "--force", "--ranker-loss", "bce",
+                              "--ranker-positives", "2"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "ranker_loss" not in train_prov() and train_prov()["ranker_positives"] == 2
+    res = runner.invoke(app, ["train", "ranker", *base, "--force", "--ranker-positives", "0"])
+    assert res.exit_code == 0, res.output
+    assert train_prov()["ranker_loss"] == "softmax" and "ranker_positives" not in train_prov()
+    res = runner.invoke(app, ["train", "ranker", *base, "--force", "--ranker-loss", "hinge"])
+    assert res.exit_code == 2 and "--ranker-loss" in res.output
+    res = runner.invoke(app, ["train", "retrieval", *base, "--force", "--ranker-loss", "softmax"])
+    assert res.exit_code == 2 and "for the ranker" in res.output
+    # synthetic worlds keep upstream's BCE, and their checkpoints' provenance keeps its fields
+    for model in ("ranker", "retrieval"):
+        tc = default_train_config(model)
+        assert tc.ranker_loss == "bce" and tc.ranker_positives == 0
+        want = {k: v for k, v in dataclasses.asdict(tc).items()
+                if k not in ("ranker_loss", "ranker_positives")}  # fmt: skip
+        assert tc.provenance() == want

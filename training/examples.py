@@ -181,6 +181,8 @@ def ranker_examples(
     n_ret = min(tc.retrieval_negatives, c - 1) if retriever is not None else 0
     n_neg = min(tc.sampled_negatives + n_ret, c - 1)
     n_pos = c - n_neg  # positives: the next items after the cut, in the slots left
+    if tc.ranker_positives:
+        n_pos = min(n_pos, tc.ranker_positives)
     cat_id, cat_author, counts = training_catalogue(seq, split)
     cum = np.cumsum(counts) / counts.sum() if len(counts) else np.zeros(0)
     rng = np.random.default_rng(tc.seed + 3)

@@ -43,6 +43,10 @@ BATCH_FIELDS = (
 )  # fmt: skip
 
 
+# TrainConfig fields added after the bundled checkpoint, and their defaults (`provenance`).
+RECORDED_IF_SET = {"ranker_loss": "bce", "ranker_positives": 0}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     steps: int = 1500
@@ -95,6 +99,13 @@ class TrainConfig:
     # logit − log q, q = the density with which the negative sampler would draw that item for
     # that example, so the logit itself learns log p(item | user) + const (not p / q).
     ranker_logq_shift: bool = False
+    # Ranker loss: "bce" (upstream's per-head sigmoid BCE) or "softmax" (each positive of a head
+    # against the example's candidates without that head's action: a sampled softmax over the
+    # slate, log-Q corrected by the shift; `ranker_softmax_loss`).
+    ranker_loss: str = "bce"
+    # Ranker: the next N items after each cut are the positives (0: every slot the negatives
+    # leave), cuts every max(N // 4, 1) items.
+    ranker_positives: int = 0
     positives: str = "favorite"  # retrieval positives: "favorite" (upstream) or "any"
     holdout: str = "fraction"  # "fraction" (last 20 %) or "loo" (each user's last positive)
     logq_weight: float = 2.0
@@ -106,6 +117,12 @@ class TrainConfig:
     # Batches: "example" (uniform over examples, so heavy users dominate) or "user" (upstream's
     # per-user average: each batch row a different user drawn uniformly, then one of its examples).
     sample_by: str = "example"
+
+    def provenance(self) -> dict:
+        """The fields a checkpoint records; those in `RECORDED_IF_SET` only when not at their
+        default, so that a checkpoint trained without them (the bundled one) keeps its bytes."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if RECORDED_IF_SET.get(k, ...) != v}
 
     def unused_tables(self) -> tuple[str, ...]:
         """Ranker tables the training never reads (exported as zeros)."""
@@ -267,6 +284,27 @@ def ranker_loss(
     return jnp.sum(bce * w) / jnp.maximum(jnp.sum(w) * logits.shape[-1], 1e-10)
 
 
+def ranker_softmax_loss(
+    logits: jax.Array, labels: jax.Array, weights: jax.Array, logq: jax.Array | None = None
+) -> jax.Array:
+    """Sampled softmax over each example's slate [B, C, A]: for every head a and every candidate
+    i with label 1 there, −log(e^s_i / (e^s_i + Σ_j e^s_j)), j the example's candidates with
+    label 0 at head a (padding, weight 0, left out), s the logit minus `logq` [B, C] (the log-Q
+    correction); each positive weighted by its `weights` [B, C]; sum / Σ those weights."""
+    if logq is not None:
+        logits = logits - logq[..., None]
+    real = (weights > 0)[..., None]  # [B, C, 1]
+    pos = (labels > 0) & real  # [B, C, A]
+    neg = (labels <= 0) & real
+    neg_lse = jax.nn.logsumexp(jnp.where(neg, logits, -1e30), axis=1)  # [B, A]
+    per = jax.nn.softplus(neg_lse[:, None, :] - logits)  # −log softmax of the positive
+    w = pos * weights[..., None]
+    return jnp.sum(jnp.where(pos, per, 0.0) * w) / jnp.maximum(jnp.sum(w), 1e-10)
+
+
+RANKER_LOSSES = {"bce": ranker_loss, "softmax": ranker_softmax_loss}
+
+
 def train_ranker(
     cfg: PhoenixConfig,
     examples: dict[str, np.ndarray],
@@ -289,7 +327,8 @@ def train_ranker(
         )
         out = fwd.apply(state["model"], batch, emb)
         logits = out.logits.astype(jnp.float32)  # [B, C, A]
-        return ranker_loss(logits, labels, weights, logq) + id_penalty(state["tables"], tc.id_l2)
+        data_loss = RANKER_LOSSES[tc.ranker_loss](logits, labels, weights, logq)
+        return data_loss + id_penalty(state["tables"], tc.id_l2)
 
     drop = np.random.default_rng(tc.seed + 2)
 
@@ -318,7 +357,8 @@ def train_ranker(
         lg, lb, w = np.concatenate(logits), np.concatenate(labels), np.concatenate(weights)
         if "is_target" in valid:  # the reorder of retrieval's candidates (training.reorder)
             return reorder_metrics(lg[..., int(valid["rank_head"])], valid)
-        loss = float(ranker_loss(lg, lb.astype(np.float32), w, valid.get("logq")))
+        lossf = RANKER_LOSSES[tc.ranker_loss]
+        loss = float(lossf(lg, lb.astype(np.float32), w, valid.get("logq")))
         keep = w > 0
         p, y = 1.0 / (1.0 + np.exp(-lg[keep])), lb[keep]  # [N, A]
         heads = {}

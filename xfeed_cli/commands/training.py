@@ -142,6 +142,25 @@ def train(
             "rather than p / q (default on for imported worlds).",
         ),
     ] = None,
+    ranker_loss: Annotated[
+        str | None,
+        typer.Option(
+            "--ranker-loss",
+            help="Ranker loss: bce (upstream's per-head sigmoid BCE; default) or softmax (each "
+            "positive against its example's candidates without that action, log-Q corrected "
+            "with --logq-shift).",
+        ),
+    ] = None,
+    ranker_positives: Annotated[
+        int | None,
+        typer.Option(
+            "--ranker-positives",
+            min=0,
+            max=4096,
+            help="Ranker: the next N items after each cut are its positives, cuts every "
+            "max(N / 4, 1) items (0: every candidate slot the negatives leave; default).",
+        ),
+    ] = None,
     id_l2: Annotated[
         float | None,
         typer.Option(
@@ -201,25 +220,28 @@ def train(
                          "loss)")  # fmt: skip
     if select_by == "reorder" and negatives_from is None:
         raise InputError("--select-by reorder needs --negatives-from CKPT (a retrieval model)")
+    if ranker_loss not in (None, "bce", "softmax"):
+        raise InputError(f"--ranker-loss must be bce or softmax, not {ranker_loss!r}")
     if positives not in (None, "favorite", "any"):
         raise InputError(f"--positives must be favorite or any, not {positives!r}")
     imported = bool(tables.read_world_json(world).get("imported"))
-    if (retrieval_negatives or ranker_logq or negatives_from or logq_shift) and (
-        model is not ModelType.RANKER
-    ):
-        raise InputError("--negatives-from, --retrieval-negatives, --ranker-logq and "
-                         "--logq-shift are for the ranker")  # fmt: skip
+    ranker_only = (retrieval_negatives, ranker_logq, negatives_from, logq_shift, ranker_loss,
+                   ranker_positives)  # fmt: skip
+    if any(ranker_only) and model is not ModelType.RANKER:
+        raise InputError("--negatives-from, --retrieval-negatives, --ranker-logq, --logq-shift, "
+                         "--ranker-loss and --ranker-positives are for the ranker")  # fmt: skip
     if retrieval_negatives and negatives_from is None:
         raise InputError("--retrieval-negatives needs --negatives-from CKPT (a retrieval model)")
     if negatives_from is not None and retrieval_negatives is None:
-        retrieval_negatives = trainer.RETRIEVAL_NEGATIVES
+        retrieval_negatives = trainer.default_retrieval_negatives(imported)
     if negatives_from is not None and sampled_negatives is None:  # the same negative slots
         base = trainer.default_train_config(model, imported).sampled_negatives
         sampled_negatives = max(base - retrieval_negatives, 0)
     given = {"steps": steps, "batch_size": batch_size, "positives": positives,
              "sample_by": sample_by, "sampled_negatives": sampled_negatives,
              "retrieval_negatives": retrieval_negatives, "ranker_logq": ranker_logq,
-             "ranker_logq_shift": logq_shift,
+             "ranker_logq_shift": logq_shift, "ranker_loss": ranker_loss,
+             "ranker_positives": ranker_positives,
              "valid_fraction": valid, "patience": patience, "eval_every": eval_every,
              "select_by": select_by, "id_l2": id_l2, "post_dropout": post_dropout}  # fmt: skip
     tc = dataclasses.replace(trainer.default_train_config(model, imported), seed=seed,
