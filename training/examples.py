@@ -162,8 +162,9 @@ def ranker_examples(
     begin: np.ndarray | None = None,
     retriever: Retriever | None = None,
 ) -> dict[str, np.ndarray | HistoryField]:
-    """Cuts every C/4 items through each user's training items: history = the items before the
-    cut, candidates = the items after it with their action multi-hots as labels. Negative slots
+    """Cuts every P/4 items through each user's training items: history = the items before the
+    cut, candidates = the P items after it with their action multi-hots as labels (P: the slots
+    the negatives leave, at most `tc.ranker_positives` when set). Negative slots
     (labelled all zero), for logs that record only what was consumed (no non-engaged
     impressions), never an item of the user's training items (before `split`):
     `tc.retrieval_negatives` drawn uniformly from `retriever`'s top `tc.retrieval_top` for the

@@ -105,7 +105,7 @@ def train(
             min=0,
             max=4096,
             help="Ranker: candidate slots filled with sampled "
-            "never-engaged items (default: 16 for imported worlds, 0 otherwise).",
+            "never-engaged items (default: 28 for imported worlds, 0 otherwise).",
         ),
     ] = None,
     negatives_from: Annotated[
@@ -121,7 +121,7 @@ def train(
             min=0,
             max=4096,
             help="Ranker: candidate slots filled from --negatives-from's top candidates "
-            "(default 8 with --negatives-from).",
+            "(default with --negatives-from: 14 on imported worlds, 8 otherwise).",
         ),
     ] = None,
     ranker_logq: Annotated[
@@ -146,9 +146,9 @@ def train(
         str | None,
         typer.Option(
             "--ranker-loss",
-            help="Ranker loss: bce (upstream's per-head sigmoid BCE; default) or softmax (each "
-            "positive against its example's candidates without that action, log-Q corrected "
-            "with --logq-shift).",
+            help="Ranker loss: bce (upstream's per-head sigmoid BCE) or softmax (each positive "
+            "against its example's candidates without that action, log-Q corrected with "
+            "--logq-shift; default for imported worlds).",
         ),
     ] = None,
     ranker_positives: Annotated[
@@ -158,7 +158,8 @@ def train(
             min=0,
             max=4096,
             help="Ranker: the next N items after each cut are its positives, cuts every "
-            "max(N / 4, 1) items (0: every candidate slot the negatives leave; default).",
+            "max(N / 4, 1) items (0: every candidate slot the negatives leave; default 4 for "
+            "imported worlds, 0 otherwise).",
         ),
     ] = None,
     id_l2: Annotated[
@@ -190,8 +191,7 @@ def train(
             min=0,
             max=16,
             help="Post semantic-id levels read from the posts' topics (level k = the k-th "
-            "topic; 0 = off; default 1 on synthetic worlds; on imported ones 6 for retrieval, "
-            "0 for the ranker).",
+            "topic; 0 = off; default 1 on synthetic worlds, 6 on imported ones).",
         ),
     ] = None,
     log_file: Annotated[
