@@ -227,6 +227,21 @@ def test_retrieval_bounds_name_each_scorer_with_a_recall(tiny_world):
     assert len(got) == 5 and all(0.0 <= v <= 1.0 for v in got.values())
 
 
+def test_retrieval_slots_agree_with_the_eval_and_split_the_top_100(tiny_world, tmp_path):
+    from benchmarks.retrieval_slots import NEW_SLOTS, slots
+    from training.evaluation import evaluate_retrieval
+
+    tc = TrainConfig(steps=20, batch_size=16, post_dropout=0.8)
+    train_model("retrieval", tiny_world, tmp_path / "ck", train_config=tc)
+    got = slots(tmp_path / "ck", tiny_world)
+    want = evaluate_retrieval(tmp_path / "ck", tiny_world)["recall"]["model"]
+    assert got["model recall@100"] == pytest.approx(want, abs=1e-9)  # the eval's protocol
+    assert 0.0 < got["held-out favorites new share"] < 1.0
+    assert 0.0 <= got["model top 100 new share"] <= 1.0
+    mixed = [got[f"recall@100, best {a} new + best {100 - a} older"] for a in NEW_SLOTS]
+    assert all(0.0 <= v <= 1.0 for v in mixed) and len(set(mixed)) > 1
+
+
 def test_ranker_bounds_score_held_out_items_with_the_generators_truth(tiny_world):
     from benchmarks.ranker_bounds import bounds
 
