@@ -302,8 +302,13 @@ def test_cli_ranker_logq_and_retrieval_negatives_reach_the_training(log_world, t
 
     ck = tmp_path / "ck"
     base = ["--world", str(log_world), "--out", str(ck), "--holdout", "loo", "--device", "cpu"]
-    res = runner.invoke(app, ["train", "retrieval", *base, "--steps", "2", "--batch-size", "8"])
+    res = runner.invoke(app, ["train", "retrieval", *base, "--steps", "2", "--batch-size", "8",
+                              "--global-negatives", "24"])  # fmt: skip
     assert res.exit_code == 0, res.output
+    meta = json.loads((ck / "retrieval" / "config.json").read_text())
+    assert meta.get("provenance", meta)["train"]["global_negatives"] == 24
+    res = runner.invoke(app, ["train", "ranker", *base, "--steps", "2", "--global-negatives", "8"])
+    assert res.exit_code == 2 and "--global-negatives is for retrieval" in res.output
     res = runner.invoke(app, ["train", "ranker", *base, "--steps", "2", "--batch-size", "4",
                               "--ranker-logq", "--negatives-from", str(ck),
                               "--id-l2", "1e-5", "--no-logq-shift"])  # fmt: skip

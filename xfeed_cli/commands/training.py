@@ -173,6 +173,16 @@ def train(
             "see README, Training recipe).",
         ),
     ] = None,
+    global_negatives: Annotated[
+        int | None,
+        typer.Option(
+            "--global-negatives",
+            min=0,
+            max=65536,
+            help="Retrieval: negatives per batch drawn uniformly from the training catalogue, "
+            "shared by every row (default 512 on synthetic worlds, 64 on imported ones).",
+        ),
+    ] = None,
     post_dropout: Annotated[
         float | None,
         typer.Option(
@@ -227,6 +237,8 @@ def train(
     imported = bool(tables.read_world_json(world).get("imported"))
     ranker_only = (retrieval_negatives, ranker_logq, negatives_from, logq_shift, ranker_loss,
                    ranker_positives)  # fmt: skip
+    if global_negatives is not None and model is not ModelType.RETRIEVAL:
+        raise InputError("--global-negatives is for retrieval")
     if any(ranker_only) and model is not ModelType.RANKER:
         raise InputError("--negatives-from, --retrieval-negatives, --ranker-logq, --logq-shift, "
                          "--ranker-loss and --ranker-positives are for the ranker")  # fmt: skip
@@ -243,7 +255,8 @@ def train(
              "ranker_logq_shift": logq_shift, "ranker_loss": ranker_loss,
              "ranker_positives": ranker_positives,
              "valid_fraction": valid, "patience": patience, "eval_every": eval_every,
-             "select_by": select_by, "id_l2": id_l2, "post_dropout": post_dropout}  # fmt: skip
+             "select_by": select_by, "id_l2": id_l2, "post_dropout": post_dropout,
+             "global_negatives": global_negatives}  # fmt: skip
     tc = dataclasses.replace(trainer.default_train_config(model, imported), seed=seed,
                              holdout=holdout,
                              **{k: v for k, v in given.items() if v is not None})  # fmt: skip
