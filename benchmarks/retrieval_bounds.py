@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from training import metrics
-from training.evaluation import FAV, RECALL_K, load_split
+from training.evaluation import FAV, RECALL_K, eval_corpus, load_split
 from world import synth
 from world.tables import read_table, read_world_json
 
@@ -75,12 +75,7 @@ def bounds(world: Path | str, seed: int = 0, oracle: bool = False) -> dict[str, 
     the scorers that know the synth generator's hidden state."""
     data = load_split(world, 64)
     seq, split = data.seq, data.split
-    posts = read_table(world, "posts", ["event", "post_id", "author_id"])
-    creates = posts.filter(pc.equal(posts.column("event"), "create"))
-    deletes = posts.filter(pc.equal(posts.column("event"), "delete")).column("post_id").to_numpy()
-    ids, authors = creates.column("post_id").to_numpy(), creates.column("author_id").to_numpy()
-    keep = ~np.isin(ids, deletes)
-    ids, authors = ids[keep], authors[keep]  # [P] the eval's corpus
+    ids, authors = eval_corpus(world)  # [P] the eval's corpus
     created = np.array([data.created.get(int(p), 0) for p in ids], np.float64)
     popularity = np.array([data.popularity.get(int(p), 0.0) for p in ids])
     recent = created >= int(read_world_json(world)["as_of_ms"]) - WINDOW_H * HOUR_MS

@@ -24,15 +24,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow.compute as pc
 
 from checkpoints.formats import load_model
 from phoenix.config import ModelType
 from phoenix.runtime import Retriever
 from training import metrics
-from training.evaluation import FAV, RECALL_K, load_split, user_history
+from training.evaluation import FAV, RECALL_K, eval_corpus, load_split, user_history
 from world.sequences import load_post_sids
-from world.tables import read_table
 
 HOUR_MS = 3_600_000
 NEW_SLOTS = (100, 90, 80, 50)
@@ -43,12 +41,7 @@ def slots(checkpoint: Path | str, world: Path | str) -> dict[str, float | list[f
     ckpt, _ = load_model(checkpoint, ModelType.RETRIEVAL)
     data = load_split(world, ckpt.config.num_actions)
     seq, split = data.seq, data.split
-    posts = read_table(world, "posts", ["event", "post_id", "author_id"])
-    creates = posts.filter(pc.equal(posts.column("event"), "create"))
-    deletes = posts.filter(pc.equal(posts.column("event"), "delete")).column("post_id").to_numpy()
-    ids, authors = creates.column("post_id").to_numpy(), creates.column("author_id").to_numpy()
-    keep = ~np.isin(ids, deletes)
-    ids, authors = ids[keep], authors[keep]
+    ids, authors = eval_corpus(world)
     train = np.zeros(len(seq.post_id), bool)
     for u in range(len(seq.user_ids)):
         train[seq.offsets[u] : split[u]] = True

@@ -144,17 +144,22 @@ def evaluate_ranker(checkpoint: Path | str, world: Path | str, seed: int = 0) ->
     }
 
 
+def eval_corpus(world: Path | str) -> tuple[np.ndarray, np.ndarray]:
+    """The retrieval evaluation's corpus: (post ids [P], author ids [P]) of every created post
+    of the world that is never deleted, in creation-event order (retweets included, any age)."""
+    posts = read_table(world, "posts", ["event", "post_id", "author_id"])
+    creates = posts.filter(pc.equal(posts.column("event"), "create"))
+    deletes = posts.filter(pc.equal(posts.column("event"), "delete")).column("post_id").to_numpy()
+    ids, authors = creates.column("post_id").to_numpy(), creates.column("author_id").to_numpy()
+    keep = ~np.isin(ids, deletes)
+    return ids[keep], authors[keep]
+
+
 def evaluate_retrieval(checkpoint: Path | str, world: Path | str, seed: int = 0) -> dict[str, Any]:
     ckpt, prov = load_model(checkpoint, ModelType.RETRIEVAL)
     data = load_split(world, ckpt.config.num_actions)
     seq, split = data.seq, data.split
-    posts = read_table(world, "posts", ["event", "post_id", "author_id"])
-    creates = posts.filter(pc.equal(posts.column("event"), "create"))
-    deletes = posts.filter(pc.equal(posts.column("event"), "delete")).column("post_id").to_numpy()
-    corpus_ids = creates.column("post_id").to_numpy()
-    corpus_authors = creates.column("author_id").to_numpy()
-    keep = ~np.isin(corpus_ids, deletes)
-    corpus_ids, corpus_authors = corpus_ids[keep], corpus_authors[keep]
+    corpus_ids, corpus_authors = eval_corpus(world)
     retriever = Retriever(ckpt, sids=load_post_sids(world, ckpt.config))
     emb = retriever.encode_posts(corpus_ids, corpus_authors)
     popularity = np.array([data.popularity.get(int(p), 0.0) for p in corpus_ids])
