@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from phoenix.cached import bucket
+from phoenix.cached import _rotate, bucket
 from phoenix.runtime import Ranker
+from phoenix.transformer import rope_tables, rotate
 from tests.conftest import tiny_checkpoint
 from tests.test_models import random_history
 
@@ -150,3 +152,15 @@ def test_transformer_weights_cast_once_at_load_give_the_same_bits(mini_ranker_ck
     fn = cached_probs_fn(ranker.config)
     want = np.asarray(fn(ranker.params, batch, emb))  # float32 weights cast inside the call
     assert np.array_equal(np.asarray(fn(ranker.cached_params, batch, emb)), want)
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [("float32", 1e-6), ("bfloat16", 2**-7)])
+def test_the_cached_paths_rotation_equals_upstreams_form(dtype, tol):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 9, 4, 32)), dtype)  # [B, T, N, dk]
+    cos, sin = rope_tables(jnp.asarray(rng.integers(0, 300, (2, 9)), jnp.int32), 32)
+    want = np.asarray(rotate(x, cos, sin), np.float32)
+    got = np.asarray(_rotate(x, cos, sin), np.float32)
+    assert got.dtype == want.dtype and got.shape == want.shape == (2, 9, 4, 32)
+    # equal up to the rounding of the multiply-adds: relative to the values' size
+    assert np.abs(got - want).max() <= tol * max(1.0, np.abs(want).max())
