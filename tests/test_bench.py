@@ -10,6 +10,7 @@ import pytest
 from benchmarks.core import Timing, measure
 from benchmarks.plot import plot_ranking
 from benchmarks.ranking import bench_ranking
+from benchmarks.ranking_concurrency import bench as bench_concurrency
 from benchmarks.retrieval import bench_retrieval
 from benchmarks.thunder_store import bench_thunder
 from phoenix.config import Preset
@@ -36,6 +37,18 @@ def test_ranking_bench_paths_agree_and_report_a_floor(tmp_path):
     plot_ranking(r.series, r.info, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     json.dumps(r.to_json())
+
+
+def test_ranking_concurrency_bench_reports_one_and_two_callers_against_the_floor():
+    r = bench_concurrency([8, 70], "float32", rounds=1, calls=1, preset=Preset.TINY, vocab=500)
+    assert [row["candidates"] for row in r["rows"]] == [8, 70]
+    small, large = r["rows"]
+    assert 0 < small["gflop"] < large["gflop"] and large["floor_core_ms"] > 0
+    for row in r["rows"]:
+        for callers in ("callers_1", "callers_2"):
+            assert row[callers]["wall_ms"] > 0 and row[callers]["cpu_ms"] > 0
+            assert row[callers]["cpu_vs_floor"] > 0
+    json.dumps(r)
 
 
 def test_retrieval_bench_compares_against_the_numpy_floor():
