@@ -7,7 +7,8 @@ population` once per setting, in one process), e.g. to choose the GPU batch size
 A setting `BxT` sets the users per batch (on the CPU and on a GPU) to B and the batches in
 flight to T; parts hold max(256, B) users. Later settings reuse the compiled shapes of earlier
 ones (the ranker's shapes depend on a user's candidates, not on the batch), so the first
-setting's run also pays for compiling.
+setting's run also pays for compiling, unless JAX's persistent compile cache (on, as in the CLI;
+`XFEED_COMPILE_CACHE=0` turns it off) already holds them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.population import bench_population
+from phoenix.compile_cache import enable_compile_cache
 from pipeline import population as pop
 
 
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--world", type=Path)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    enable_compile_cache()  # as `xfeed bench population` runs: loaded, not compiled, when warm
     results = []
     for setting in args.configs.split(","):
         size, threads = (int(x) for x in setting.lower().split("x"))
